@@ -1,0 +1,67 @@
+"""The ``hub`` command line.
+
+Each command lives in a module that defines ``register(subparsers)``; the module
+names are listed in ``COMMAND_MODULES``. A command's handler receives the parsed
+arguments and returns an exit code. Bad input exits with 2 and a one-line message
+on standard error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from hub.cli.common import UsageError
+from hub.domain.errors import DomainError
+from hub.settings import ConfigurationError
+
+COMMAND_MODULES = (
+    "hub.cli.replay",
+    "hub.cli.run",
+)
+
+
+class HubArgumentParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = HubArgumentParser(
+        prog="hub",
+        description="Event-sourced service hub: record, replay and report on client-service interactions.",
+    )
+    parser.add_argument(
+        "--log-level", default="INFO",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="logging level (default: INFO)",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=HubArgumentParser)
+    subparsers.required = True
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.handler(args) or 0)
+    except (UsageError, ConfigurationError, DomainError) as error:
+        print(f"hub {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

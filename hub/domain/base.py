@@ -1,0 +1,136 @@
+"""What every hub aggregate and event shares: who acted, when, and from where.
+
+Every event carries three facts beside the library's recording timestamp:
+
+- ``occurred_at``: when the change happened at its source (timezone-aware; an
+  import may set it in the past),
+- ``actor``: ``{"kind": "agent" | "requester" | "system" | "integration", "id": ...}``,
+- ``source``: ``{"name": channel or connector, "external_id": ..., "external_event_id": ...}``.
+
+An auditor can therefore answer who, when and from where for every change.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from eventsourcing.domain import Aggregate
+
+from hub.domain.errors import InvalidValueError
+
+ACTOR_KINDS = ("agent", "requester", "system", "integration")
+
+# Namespace for ids derived from external records, so that importing or syncing
+# the same record twice addresses the same aggregate.
+EXTERNAL_ID_NAMESPACE = uuid.UUID("5d1f3c3e-7a0b-4a39-9a43-5b2f0c6f9e11")
+
+
+def external_uuid(kind: str, source: str, external_id: str) -> uuid.UUID:
+    """Derive the id of an aggregate of `kind` created from `external_id` in `source`."""
+    return uuid.uuid5(EXTERNAL_ID_NAMESPACE, f"{kind}:{source}:{external_id}")
+
+
+def utc_now() -> datetime:
+    return datetime.now(tz=timezone.utc)
+
+
+def require_aware(name: str, value: datetime) -> datetime:
+    """Reject naive datetimes, because a wall-clock time without an offset is ambiguous."""
+    if not isinstance(value, datetime):
+        msg = f"{name} must be a datetime, got {type(value).__name__}"
+        raise InvalidValueError(name, msg)
+    if value.tzinfo is None or value.utcoffset() is None:
+        msg = (
+            f"{name} must be timezone-aware, got the naive value {value.isoformat()}; "
+            "add an offset such as +00:00"
+        )
+        raise InvalidValueError(name, msg)
+    return value
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who issued a command, when it happened at the source, and where it came from."""
+
+    actor_kind: str = "system"
+    actor_id: str = "hub"
+    source_name: str = "api"
+    occurred_at: datetime | None = None
+    external_id: str | None = None
+    external_event_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.actor_kind not in ACTOR_KINDS:
+            msg = (
+                f"actor kind {self.actor_kind!r} is invalid; "
+                f"use one of {', '.join(ACTOR_KINDS)}"
+            )
+            raise InvalidValueError("actor.kind", msg)
+        if not self.actor_id:
+            raise InvalidValueError("actor.id", "actor id must not be empty")
+        if self.occurred_at is not None:
+            require_aware("occurred_at", self.occurred_at)
+
+    def event_fields(self) -> dict[str, Any]:
+        """Return the keyword arguments every event takes."""
+        return {
+            "occurred_at": self.occurred_at or utc_now(),
+            "actor": {"kind": self.actor_kind, "id": self.actor_id},
+            "source": {
+                "name": self.source_name,
+                "external_id": self.external_id,
+                "external_event_id": self.external_event_id,
+            },
+        }
+
+
+def note_metadata(aggregate: Any, event: Any) -> None:
+    """Keep what every aggregate tracks for idempotency and auditing."""
+    if "external_event_ids" not in aggregate.__dict__:
+        aggregate.external_event_ids = {}
+        aggregate.updated_at = None
+        aggregate.created_at = event.occurred_at
+    external_event_id = event.source.get("external_event_id")
+    if external_event_id:
+        aggregate.external_event_ids[external_event_id] = event.originator_version
+    if aggregate.updated_at is None or event.occurred_at > aggregate.updated_at:
+        aggregate.updated_at = event.occurred_at
+
+
+class ServiceAggregate(Aggregate):
+    """Base class of the hub's aggregates.
+
+    Every instance has ``external_event_ids`` (external event id to version),
+    ``created_at`` and ``updated_at`` (the latest ``occurred_at``).
+    """
+
+    class Event(Aggregate.Event):
+        occurred_at: datetime
+        actor: dict[str, Any]
+        source: dict[str, Any]
+
+        def mutate(self, aggregate: Any) -> Any:
+            aggregate = super().mutate(aggregate)
+            note_metadata(aggregate, self)
+            return aggregate
+
+    class Created(Aggregate.Created):
+        occurred_at: datetime
+        actor: dict[str, Any]
+        source: dict[str, Any]
+
+        def mutate(self, aggregate: Any) -> Any:
+            aggregate = super().mutate(aggregate)
+            note_metadata(aggregate, self)
+            return aggregate
+
+    def has_recorded(self, external_event_id: str | None) -> bool:
+        """Tell whether an event with this external event id is already on the stream."""
+        return bool(external_event_id) and external_event_id in self.external_event_ids
+
+    def _record(self, event_class: type, ctx: Context, **fields: Any) -> None:
+        self.trigger_event(event_class, **ctx.event_fields(), **fields)
