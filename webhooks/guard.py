@@ -1,0 +1,338 @@
+"""Server-side request forgery (SSRF) guard for webhook receiver URLs.
+
+Anyone who can register a webhook endpoint chooses where the hub sends HTTP
+requests from inside its network. ``check_url`` rejects URLs whose host is, or
+resolves to, an address that is not on the public internet, unless the
+operator sets ``HUB_WEBHOOKS_ALLOW_PRIVATE=1`` for receivers on a private
+network. Cloud metadata addresses are rejected even then, because they hand
+out instance credentials.
+
+``check_url`` resolves the host on its own, and the HTTP client resolves it
+again when it connects, so a DNS name that changes its answer in between
+(DNS rebinding) can pass the check. ``guarded_session`` closes that gap by
+checking the address that each new connection actually reached.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import requests
+import requests.adapters
+import urllib3.connection
+import urllib3.connectionpool
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], Iterable[str]]
+
+ALLOW_PRIVATE_ENV = "HUB_WEBHOOKS_ALLOW_PRIVATE"
+
+# Instance metadata services hand out cloud credentials, so no setting allows
+# them: AWS, GCP, Azure and others on 169.254.169.254, AWS ECS task metadata on
+# 169.254.170.2, AWS IMDS over IPv6 on fd00:ec2::254, Alibaba Cloud on
+# 100.100.100.200.
+CLOUD_METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
+    ipaddress.ip_address(text)
+    for text in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200")
+)
+
+_SCHEMES = ("http", "https")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_TRUE_VALUES = frozenset({"1", "true", "yes", "on"})
+_FALSE_VALUES = frozenset({"", "0", "false", "no", "off"})
+_NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")
+_PRIVATE_FIX = f"Set {ALLOW_PRIVATE_ENV}=1 to allow receivers on a private network or on this host."
+
+
+class UnsafeURLError(ValueError):
+    """A webhook URL that the hub must not send requests to."""
+
+
+def check_url(url: str, allow_private: bool, *, resolve: Resolver | None = None) -> None:
+    """Check that a webhook URL is safe to send requests to.
+
+    Accepts only http and https URLs. The host is resolved with
+    ``socket.getaddrinfo`` (or ``resolve``, which returns address strings), and
+    every address it resolves to must pass ``address_rejection``, because the
+    HTTP client may connect to any of them.
+
+    Raises UnsafeURLError naming the host, the rule it broke and the fix.
+    """
+    scheme, host, port = _split_url(url)
+    if not allow_private and _is_localhost_name(host):
+        # RFC 6761 reserves these names for loopback, so they are rejected
+        # without asking a resolver that might be configured differently.
+        msg = f"Webhook URL host {host!r} is a loopback name. {_PRIVATE_FIX}"
+        raise UnsafeURLError(msg)
+
+    literal = _parse_ip(host)
+    if literal is not None:
+        addresses: list[IPAddress] = [literal]
+    else:
+        addresses = _resolve_addresses(host, port, resolve or resolve_host)
+
+    for address in addresses:
+        reason = address_rejection(address, allow_private)
+        if reason is None:
+            continue
+        if literal is not None:
+            subject = f"Webhook URL host {host!r} is"
+        else:
+            subject = f"Webhook URL host {host!r} resolves to {address}, which is"
+        raise UnsafeURLError(_rejection_message(subject, reason))
+
+
+def address_rejection(address: IPAddress, allow_private: bool) -> str | None:
+    """Return why ``address`` must not receive webhooks, or None if it may.
+
+    The reason is a short phrase such as "a private address". IPv6 forms that
+    carry an IPv4 address (IPv4-mapped, IPv4-compatible, NAT64, 6to4 and
+    Teredo) are judged by the IPv4 address as well, so that, for example,
+    ``::ffff:169.254.169.254`` counts as a cloud metadata address.
+    """
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
+        # A zone index ("%eth0") takes part in equality, so drop it before
+        # comparing with the metadata addresses.
+        address = ipaddress.IPv6Address(int(address))
+    # Embedded IPv4 addresses are checked first, because for the IPv4-mapped
+    # and NAT64 forms they are the host a connection actually reaches.
+    candidates = [*_embedded_ipv4(address), address]
+
+    for candidate in candidates:
+        if candidate in CLOUD_METADATA_ADDRESSES:
+            return "a cloud metadata address"
+    if allow_private:
+        return None
+    for candidate in candidates:
+        reason = _non_public_reason(candidate)
+        if reason is not None:
+            return reason
+    return None
+
+
+def allow_private_from_env(environ: Mapping[str, str] | None = None) -> bool:
+    """Read ``HUB_WEBHOOKS_ALLOW_PRIVATE`` from the environment.
+
+    "1", "true", "yes" and "on" allow private receivers, while an unset
+    variable, an empty string, "0", "false", "no" and "off" do not. Any other
+    value raises ValueError, so a typo does not silently flip the setting.
+    """
+    source = os.environ if environ is None else environ
+    raw_value = source.get(ALLOW_PRIVATE_ENV, "")
+    value = raw_value.strip().lower()
+    if value in _TRUE_VALUES:
+        return True
+    if value in _FALSE_VALUES:
+        return False
+    msg = (
+        f"{ALLOW_PRIVATE_ENV}={raw_value!r} is invalid. "
+        "Use 1, true, yes or on to allow private receivers, or 0, false, no or off to reject them."
+    )
+    raise ValueError(msg)
+
+
+def resolve_host(host: str, port: int) -> list[str]:
+    """Resolve ``host`` with ``socket.getaddrinfo`` into address strings."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def guarded_session(allow_private: bool) -> requests.Session:
+    """Create a ``requests.Session`` that checks every address it connects to.
+
+    Each new connection's peer address goes through ``address_rejection``
+    before any request bytes are sent. A rejected connection is closed and
+    the request raises UnsafeURLError. The session ignores proxy environment
+    variables (``trust_env`` is False), because through a proxy the peer
+    address would be the proxy's, not the receiver's.
+    """
+    session = requests.Session()
+    session.trust_env = False
+    adapter = _GuardedAdapter(allow_private)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def _rejection_message(subject: str, reason: str) -> str:
+    if reason == "a cloud metadata address":
+        return (
+            f"{subject} {reason}, which is rejected even with {ALLOW_PRIVATE_ENV}=1. "
+            "Point the webhook at the receiver's own host."
+        )
+    return f"{subject} {reason}. {_PRIVATE_FIX}"
+
+
+def _split_url(url: str) -> tuple[str, str, int]:
+    # The messages here leave out the URL itself, because webhook URLs often
+    # carry an access token in the path or query.
+    if any(char.isspace() or not char.isprintable() or char == "\\" for char in url):
+        # Parsers disagree on where the host ends around a backslash (urllib
+        # and urllib3 pick different hosts), so the URL is ambiguous.
+        msg = (
+            "Webhook URL contains whitespace, a control character or a backslash. "
+            "Percent-encode those characters or remove them."
+        )
+        raise UnsafeURLError(msg)
+    try:
+        # urllib3 is the parser that requests connects with, so the host
+        # checked here is the host the request goes to.
+        parsed = parse_url(url)
+    except LocationParseError:
+        msg = "Webhook URL is invalid. Use an absolute URL such as https://hooks.example.com/events."
+        raise UnsafeURLError(msg) from None
+
+    scheme = (parsed.scheme or "").lower()
+    host = (parsed.host or "").strip("[]").lower()
+    if scheme not in _SCHEMES:
+        subject = f"Webhook URL for host {host!r}" if host else "Webhook URL"
+        problem = f"has scheme {scheme!r}" if scheme else "has no scheme"
+        msg = f"{subject} {problem}. Use an http:// or https:// URL."
+        raise UnsafeURLError(msg)
+    if not host:
+        msg = "Webhook URL has no host. Use an absolute URL such as https://hooks.example.com/events."
+        raise UnsafeURLError(msg)
+    port = parsed.port if parsed.port is not None else _DEFAULT_PORTS[scheme]
+    return scheme, host, port
+
+
+def _is_localhost_name(host: str) -> bool:
+    name = host.rstrip(".")
+    return name == "localhost" or name.endswith(".localhost")
+
+
+def _parse_ip(text: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _resolve_addresses(host: str, port: int, resolve: Resolver) -> list[IPAddress]:
+    try:
+        texts = list(resolve(host, port))
+    except socket.gaierror as exc:
+        msg = f"Webhook URL host {host!r} could not be resolved ({exc.strerror}). Check the host name."
+        raise UnsafeURLError(msg) from None
+    except UnicodeError:
+        msg = f"Webhook URL host {host!r} is not a valid host name. Check the host name."
+        raise UnsafeURLError(msg) from None
+    if not texts:
+        msg = f"Webhook URL host {host!r} resolved to no addresses. Check the host name."
+        raise UnsafeURLError(msg)
+    return [ipaddress.ip_address(text) for text in texts]
+
+
+def _embedded_ipv4(address: IPAddress) -> list[ipaddress.IPv4Address]:
+    if isinstance(address, ipaddress.IPv4Address):
+        return []
+
+    embedded: list[ipaddress.IPv4Address] = []
+    if address.ipv4_mapped is not None:
+        embedded.append(address.ipv4_mapped)
+    if address.sixtofour is not None:
+        embedded.append(address.sixtofour)
+    if address.teredo is not None:
+        embedded.extend(address.teredo)
+    is_ipv4_compatible = int(address) >> 32 == 0 and int(address) > 1
+    if address in _NAT64_PREFIX or is_ipv4_compatible:
+        # NAT64 (64:ff9b::/96) and the deprecated IPv4-compatible form (::/96)
+        # both keep the IPv4 address in the low 32 bits. RFC 4291 leaves "::"
+        # and "::1" out of the IPv4-compatible form.
+        embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return embedded
+
+
+def _non_public_reason(address: IPAddress) -> str | None:
+    # Checked from the most specific rule to the most general, so that
+    # 127.0.0.1 is reported as loopback although it is also private.
+    if address.is_loopback:
+        return "a loopback address"
+    if address.is_link_local:
+        return "a link-local address"
+    if address.is_multicast:
+        return "a multicast address"
+    if address.is_unspecified:
+        return "an unspecified address"
+    if address.is_reserved:
+        return "a reserved address"
+    if address.is_private:
+        return "a private address"
+    if not address.is_global:
+        # For example 100.64.0.0/10, the carrier-grade NAT range.
+        return "not a globally routable address"
+    return None
+
+
+def _check_peer(sock: socket.socket, allow_private: bool) -> None:
+    peer = ipaddress.ip_address(sock.getpeername()[0])
+    reason = address_rejection(peer, allow_private)
+    if reason is None:
+        return
+    sock.close()
+    subject = f"Webhook connection reached {peer}, which is"
+    raise UnsafeURLError(_rejection_message(subject, reason))
+
+
+class _GuardedHTTPConnection(urllib3.connection.HTTPConnection):
+    allow_private = False
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _check_peer(sock, self.allow_private)
+        return sock
+
+
+class _GuardedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    allow_private = False
+
+    def _new_conn(self) -> socket.socket:
+        # The check runs on the plain TCP socket, before the TLS handshake.
+        sock = super()._new_conn()
+        _check_peer(sock, self.allow_private)
+        return sock
+
+
+class _PrivateHTTPConnection(_GuardedHTTPConnection):
+    allow_private = True
+
+
+class _PrivateHTTPSConnection(_GuardedHTTPSConnection):
+    allow_private = True
+
+
+class _GuardedHTTPConnectionPool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _GuardedHTTPConnection
+
+
+class _GuardedHTTPSConnectionPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
+
+
+class _PrivateHTTPConnectionPool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _PrivateHTTPConnection
+
+
+class _PrivateHTTPSConnectionPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _PrivateHTTPSConnection
+
+
+class _GuardedAdapter(requests.adapters.HTTPAdapter):
+    def __init__(self, allow_private: bool) -> None:
+        # Set before the base class builds its pool manager.
+        self._allow_private = allow_private
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        if self._allow_private:
+            pool_classes = {"http": _PrivateHTTPConnectionPool, "https": _PrivateHTTPSConnectionPool}
+        else:
+            pool_classes = {"http": _GuardedHTTPConnectionPool, "https": _GuardedHTTPSConnectionPool}
+        self.poolmanager.pool_classes_by_scheme = pool_classes
