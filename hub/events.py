@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from hub.domain import ClientAccount, Improvement, KnowledgeArticle, Problem, SlaPolicy, Ticket
+from hub.domain import ClientAccount, Improvement, KnowledgeArticle, Problem, Report, SlaPolicy, Ticket
 
 # Fields every event has; the rest are the event's own payload.
 ENVELOPE_FIELDS = (
@@ -22,6 +22,7 @@ AGGREGATE_KINDS: dict[type, str] = {
     Problem: "problem",
     Improvement: "improvement",
     KnowledgeArticle: "knowledge_article",
+    Report: "report",
 }
 
 # Event types that subscribers know under a name of their own.
