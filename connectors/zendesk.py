@@ -23,10 +23,10 @@ logger = logging.getLogger(__name__)
 INCREMENTAL_TICKETS_PATH = "/api/v2/incremental/tickets/cursor.json"
 
 # The incremental export leaves out changes made in the minute before a request,
-# and Zendesk rejects a start_time that recent.
+# so a later start_time cannot return anything.
 MIN_START_TIME_AGE_SECONDS = 60
 
-# Maximum page[size] that Zendesk's cursor pagination accepts.
+# Records per cursor page. Zendesk documents 100 as the maximum on most endpoints.
 CURSOR_PAGE_SIZE = 100
 
 WEBHOOK_SIGNATURE_HEADER = "X-Zendesk-Webhook-Signature"
@@ -193,8 +193,12 @@ class ZendeskClient(ConnectorClient):
         while True:
             payload = self.get_json(path, params=query)
             yield from _list_field(self, payload, key, path)
-            meta = payload.get("meta") or {}
-            if not meta.get("has_more"):
+            meta = payload.get("meta")
+            if meta is None and payload.get("next_page"):
+                # Zendesk falls back to offset pagination where cursors are not
+                # supported. Stopping here would silently drop the later pages.
+                raise self.unexpected_payload(path, "it returned offset pagination (next_page) instead of meta")
+            if not meta or not meta.get("has_more"):
                 return
             after_cursor = meta.get("after_cursor")
             if not after_cursor:

@@ -13,7 +13,7 @@ import responses
 from responses import matchers
 from responses.registries import OrderedRegistry
 
-from connectors.http import PaginationLoopError, RetriableAPIError
+from connectors.http import PaginationLoopError, RetriableAPIError, UnexpectedResponseError
 from connectors.zendesk import (
     INCREMENTAL_TICKETS_PATH,
     ZendeskClient,
@@ -352,3 +352,13 @@ def test_webhook_signature_rejects_wrong_secret():
 
 def test_webhook_signature_rejects_missing_header():
     assert verify_webhook_signature(WEBHOOK_SECRET, WEBHOOK_BODY, "", WEBHOOK_TIMESTAMP) is False
+
+
+@responses.activate
+def test_offset_pagination_fallback_raises():
+    # An endpoint without cursor support ignores page[size] and pages by offset.
+    body = {"users": [{"id": 6130907993114}], "next_page": f"{BASE_URL}/api/v2/users.json?page=2", "count": 150}
+    responses.get(f"{BASE_URL}/api/v2/users.json", json=body)
+
+    with pytest.raises(UnexpectedResponseError, match=r"offset pagination \(next_page\) instead of meta"):
+        list(make_client().iter_users())
