@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import requests
 import urllib3.exceptions
@@ -204,7 +205,7 @@ def _host_for_log(url: str) -> str:
     # Only the host goes into log lines, because paths and queries of
     # webhook URLs often carry access tokens.
     try:
-        return requests.utils.urlparse(url).hostname or "(none)"
+        return urlsplit(url).hostname or "(none)"
     except ValueError:
         return "(invalid URL)"
 
