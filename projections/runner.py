@@ -180,6 +180,8 @@ class ProjectionRunner:
         events and two interested views return 20.
         """
         self._ensure_setup()
+        if not self._followers:
+            return 0
         applied = 0
         while True:
             positions = self._read_positions()
@@ -250,6 +252,8 @@ class ProjectionRunner:
 
     def _lock_positions(self, cursor: Cursor, names: list[str]) -> dict[str, int]:
         """Lock the position rows of ``names`` for this transaction and return them."""
+        if not names:
+            return {}
         placeholders = ", ".join("?" for _ in names)
         lock = " FOR UPDATE" if self.db.dialect == "postgresql" else ""
         # Sorted names give every runner the same lock order, so two runners never deadlock.

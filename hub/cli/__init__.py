@@ -21,6 +21,8 @@ from hub.settings import ConfigurationError
 COMMAND_MODULES = (
     "hub.cli.replay",
     "hub.cli.run",
+    "hub.cli.config",
+    "hub.cli.db",
 )
 
 

@@ -1,0 +1,129 @@
+"""``hub db init``, ``hub db copy`` and ``hub config check`` through the real command line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from conftest import POSTGRES_URL, requires_postgres
+from hub.application import create_application
+from hub.cli.db import copy_events
+from hub.domain import Context, Ticket
+from hub.settings import load_settings
+
+T0 = datetime(2024, 3, 1, 9, 0, tzinfo=timezone.utc)
+
+
+def hub(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "hub.cli", *args],
+        capture_output=True, text=True, env={**os.environ, **env}, timeout=120,
+    )
+
+
+def record_tickets(app, count: int) -> list:
+    ids = []
+    for number in range(count):
+        ctx = Context(actor_kind="agent", actor_id="agent-1", occurred_at=T0 + timedelta(minutes=number))
+        ticket = app.open_ticket(ctx, subject=f"Ticket {number}", channel="email").aggregate
+        app.execute(Ticket, ticket.id, "prioritize", ctx, priority=("high", "low")[number % 2])
+        ids.append(ticket.id)
+    return ids
+
+
+def histories(app, ids) -> list:
+    return [
+        [(e["type"], e["occurred_at"], e["actor"], e["data"]) for e in app.history(Ticket, ticket_id)]
+        for ticket_id in ids
+    ]
+
+
+def test_copy_to_empty_sqlite_store_keeps_order_and_content(tmp_path):
+    source = create_application(load_settings({"HUB_DATABASE_URL": f"sqlite:///{tmp_path}/a.sqlite3"}))
+    target = create_application(load_settings({"HUB_DATABASE_URL": f"sqlite:///{tmp_path}/b.sqlite3"}))
+    ids = record_tickets(source, 5)
+
+    copied, total = copy_events(source, target, page_size=3)
+
+    assert (copied, total) == (10, 10)
+    assert histories(target, ids) == histories(source, ids)
+    source_topics = [n.topic for n in source.recorder.select_notifications(start=1, limit=100)]
+    target_topics = [n.topic for n in target.recorder.select_notifications(start=1, limit=100)]
+    assert target_topics == source_topics
+    source.close()
+    target.close()
+
+
+def test_interrupted_copy_resumes_without_duplicates(tmp_path):
+    source = create_application(load_settings({"HUB_DATABASE_URL": f"sqlite:///{tmp_path}/a.sqlite3"}))
+    target = create_application(load_settings({"HUB_DATABASE_URL": f"sqlite:///{tmp_path}/b.sqlite3"}))
+    ids = record_tickets(source, 4)
+    first_page = source.recorder.select_notifications(start=1, limit=3)
+    target.recorder.insert_events(first_page)
+
+    copied, total = copy_events(source, target)
+
+    assert (copied, total) == (5, 8)
+    assert histories(target, ids) == histories(source, ids)
+    source.close()
+    target.close()
+
+
+@requires_postgres
+@pytest.mark.postgres
+def test_cli_copy_sqlite_to_postgresql(tmp_path, postgres_schema):
+    sqlite_url = f"sqlite:///{tmp_path}/hub.sqlite3"
+    source = create_application(load_settings({"HUB_DATABASE_URL": sqlite_url}))
+    ids = record_tickets(source, 3)
+    expected = histories(source, ids)
+    source.close()
+
+    result = hub("db", "copy", "--to", POSTGRES_URL, env={"HUB_DATABASE_URL": sqlite_url, "HUB_POSTGRES_SCHEMA": postgres_schema})
+
+    assert result.returncode == 0, result.stderr
+    assert "Copied 6 events (6 in the target)" in result.stdout
+    target = create_application(load_settings({"HUB_DATABASE_URL": POSTGRES_URL}), POSTGRES_SCHEMA=postgres_schema)
+    assert histories(target, ids) == expected
+    target.close()
+
+
+def test_cli_copy_rejects_bad_target(tmp_path):
+    result = hub("db", "copy", "--to", "mongodb://x", env={"HUB_DATABASE_URL": f"sqlite:///{tmp_path}/hub.sqlite3"})
+
+    assert result.returncode == 2
+    assert "--to 'mongodb://x' is invalid; accepted forms:" in result.stderr
+
+
+def test_cli_db_init_is_idempotent(tmp_path):
+    env = {"HUB_DATABASE_URL": f"sqlite:///{tmp_path}/hub.sqlite3"}
+
+    first = hub("db", "init", env=env)
+    second = hub("db", "init", env=env)
+
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert first.stdout == second.stdout
+    assert first.stdout.startswith(f"Database ready at sqlite:///{tmp_path}/hub.sqlite3: event store")
+
+
+def test_config_check_masks_secrets():
+    env = {"HUB_DATABASE_URL": "postgresql://hub:hunter2@db.internal:5432/hub", "HUB_CIPHER_KEY": "c2VjcmV0LWtleS1ub3Qtc2hvd24="}
+
+    result = hub("config", "check", env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert "hunter2" not in result.stdout
+    assert "c2VjcmV0LWtleS1ub3Qtc2hvd24=" not in result.stdout
+    assert "postgresql://hub:***@db.internal:5432/hub" in result.stdout
+    assert "HUB_CIPHER_KEY                set (hidden)" in result.stdout
+
+
+def test_config_check_fails_on_bad_setting():
+    result = hub("config", "check", env={"HUB_CONNECTORS_ALLOW_PRIVATE": "perhaps"})
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == "hub config: error: HUB_CONNECTORS_ALLOW_PRIVATE 'perhaps' is invalid; use 1 or 0"
