@@ -77,6 +77,18 @@ def _postgres_statement(sql: str) -> str:
     return translated
 
 
+def table_exists(cursor: Cursor, table: str) -> bool:
+    """Tell whether a table exists (in the current schema on PostgreSQL)."""
+    if cursor.dialect == "sqlite":
+        cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))
+    else:
+        cursor.execute(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?",
+            (table,),
+        )
+    return cursor.fetchone() is not None
+
+
 class Database:
     """Transactions on the event store's database, for view tables and their positions.
 

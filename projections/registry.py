@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from projections.escalations import EscalationView
+from projections.improvements import ImprovementView
+from projections.kpis import KpiSummaryView, NpsView
 from projections.runner import View
+from projections.tickets import TicketFactsView
 
 
 def all_views() -> list[View]:
-    """Return a fresh instance of every registered view, in the order they are applied."""
-    views: list[View] = []
+    """Return a fresh instance of every registered view, in the order they are applied.
+
+    The KPI summary comes last because it reads the other views' tables.
+    """
+    views: list[View] = [
+        TicketFactsView(),
+        EscalationView(),
+        ImprovementView(),
+        NpsView(),
+    ]
+    views.append(KpiSummaryView())
     return views

@@ -73,6 +73,13 @@ class View:
         """
         raise NotImplementedError
 
+    def after_catch_up(self, db: Database) -> None:
+        """Do work that follows a catch-up, in transactions of its own; by default nothing.
+
+        The runner calls it at the end of every :meth:`ProjectionRunner.catch_up`,
+        also when no event arrived, so a view can finish deferred work.
+        """
+
     def topic_names(self) -> frozenset[str]:
         return frozenset(topic if isinstance(topic, str) else get_topic(topic) for topic in self.topics)
 
@@ -190,8 +197,11 @@ class ProjectionRunner:
                 start=low, limit=page_size, inclusive_of_start=False
             )
             if not notifications:
-                return applied
+                break
             applied += self._apply_notifications(notifications, positions)
+        for follower in self._followers.values():
+            follower.view.after_catch_up(self.db)
+        return applied
 
     def _apply_notifications(self, notifications: Sequence[Any], positions: dict[str, int]) -> int:
         last = notifications[-1].id

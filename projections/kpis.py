@@ -1,0 +1,567 @@
+"""KPIs computed from the view tables, with the standard service-desk definitions.
+
+Each KPI row covers the tickets opened in ``[since, until)`` that match the
+filters, grouped by one dimension. The definitions:
+
+- ``first_response_hours_*``: opened to the first public agent message, in
+  calendar hours (see :mod:`projections.tickets`); ``first_response_business_hours_*``
+  is the SLA view's business time for the first-response target, when that view exists.
+- ``first_resolution_hours_*`` and ``resolution_hours_*``: opened to the first and
+  to the final resolution, over tickets that have one.
+- ``fcr``: share of tickets with a first resolution that meet the FCR definition
+  (``FCR_DEFINITIONS``); ``fcr_definition`` names the one used.
+- ``csat``: share of rated tickets whose latest rating is satisfied (4-5 of 5, or "good").
+- ``ces``: mean latest effort score on the 1-7 scale; ``ces_1_5`` for the 1-5 scale.
+  The two scales are kept apart rather than rescaled.
+- ``nps``: percent promoters (9-10) minus percent detractors (0-6) among the
+  client accounts' NPS responses in the period; only for no grouping, ``client``
+  or a period, because a response belongs to a client, not to a ticket.
+- ``reopen_rate``, ``escalation_rate``: share of tickets reopened, escalated at least once.
+- ``repeat_issue_rate``: share of tickets opened within ``repeat_window_days``
+  after another ticket of the same client and category was first resolved.
+- ``sla_adherence[_TARGET]``: met targets over measured targets (met, missed or
+  breached) in the SLA view; null when that view does not exist.
+- ``source_sla_adherence``: share of tickets whose latest ``made_sla`` fact from
+  the source system is true, among the tickets that have one.
+- ``*_p50``, ``*_p90``: percentiles by linear interpolation between closest
+  ranks (numpy's and pandas' default); ``*_stddev`` is the population standard
+  deviation and ``*_cv`` the standard deviation over the mean.
+
+Periods (``day``, ``week`` starting on Monday, ``month``) are UTC and group
+tickets by their opening time.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from hub.domain import ClientAccount
+from hub.domain.vocabulary import OPEN_STATUSES, PRIORITIES, SLA_TARGETS
+from projections.db import Cursor, Database, table_exists
+from projections.runner import EventPage, View
+from projections.tickets import iso_utc, period_labels
+
+logger = logging.getLogger(__name__)
+
+# Dimension name -> ticket_facts column.
+DIMENSIONS = {
+    "priority": "priority",
+    "channel": "channel",
+    "category": "category",
+    "group": "group_name",
+    "agent": "agent",
+    "client": "client_account_id",
+    "day": "opened_day",
+    "week": "opened_week",
+    "month": "opened_month",
+}
+PERIODS = ("day", "week", "month")
+
+FCR_DEFINITIONS = {
+    "default": "resolved with one public agent reply and never reopened",
+    "one_reply": "resolved with one public agent reply, reopened or not",
+    "never_reopened": "resolved and never reopened, with any number of replies",
+}
+
+DEFAULT_REPEAT_WINDOW_DAYS = 30
+
+# SLA target states in the SLA view that count as measured, and the one that counts as met.
+SLA_MEASURED_STATES = ("met", "missed", "breached")
+SLA_MET_STATE = "met"
+SLA_TABLE = "sla_targets"
+
+TICKET_COLUMNS = (
+    "ticket_id", "priority", "channel", "category", "group_name", "agent", "client_account_id",
+    "opened_day", "opened_week", "opened_month", "opened_epoch", "status",
+    "first_response_hours", "first_resolution_hours", "resolution_hours", "first_resolved_epoch",
+    "public_reply_count", "reopen_count", "rejection_count", "reassignment_count",
+    "escalation_count", "csat_satisfied", "ces_score", "ces_scale", "made_sla",
+)
+_COLUMN_INDEX = {name: index for index, name in enumerate(TICKET_COLUMNS)}
+
+
+class KpiQueryError(ValueError):
+    """A KPI query argument is invalid; the message names it and the accepted values."""
+
+
+# Statistics.
+
+def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
+    """Return the percentile of sorted values by linear interpolation between closest ranks.
+
+    The rank is ``(n - 1) * fraction``, as in numpy's and pandas' default method.
+    """
+    if not sorted_values:
+        return None
+    rank = (len(sorted_values) - 1) * fraction
+    lower = math.floor(rank)
+    upper = min(lower + 1, len(sorted_values) - 1)
+    weight = rank - lower
+    return sorted_values[lower] + (sorted_values[upper] - sorted_values[lower]) * weight
+
+
+def spread(values: list[float], prefix: str) -> dict[str, float | None]:
+    """Return p50, p90, mean, population standard deviation and coefficient of variation."""
+    values = sorted(values)
+    if not values:
+        return dict.fromkeys((f"{prefix}_p50", f"{prefix}_p90", f"{prefix}_mean", f"{prefix}_stddev", f"{prefix}_cv"))
+    mean = math.fsum(values) / len(values)
+    variance = math.fsum((value - mean) ** 2 for value in values) / len(values)
+    stddev = math.sqrt(variance)
+    return {
+        f"{prefix}_p50": percentile(values, 0.5),
+        f"{prefix}_p90": percentile(values, 0.9),
+        f"{prefix}_mean": mean,
+        f"{prefix}_stddev": stddev,
+        f"{prefix}_cv": stddev / mean if mean else None,
+    }
+
+
+def share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+# Inputs read from the views.
+
+@dataclass
+class KpiInputs:
+    """Rows the KPIs are computed from, read in one transaction."""
+
+    tickets: list[tuple[Any, ...]]
+    # (client, category) -> sorted first-resolution epochs of all tickets, for repeat issues.
+    resolutions: dict[tuple[str, str], list[float]]
+    # ticket_id -> [(target, cycle, state, elapsed_business_minutes)], or None without an SLA view.
+    sla: dict[str, list[tuple[Any, ...]]] | None
+    # (client_account_id, score, day, week, month)
+    nps: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+def check_arguments(
+    group_by: str | None, filters: dict[str, Any] | None, fcr_definition: str, repeat_window_days: float
+) -> None:
+    if group_by is not None and group_by not in DIMENSIONS:
+        msg = f"group_by {group_by!r} is invalid; use one of {', '.join(DIMENSIONS)}"
+        raise KpiQueryError(msg)
+    for name in filters or {}:
+        if name not in DIMENSIONS:
+            msg = f"filter {name!r} is invalid; use one of {', '.join(DIMENSIONS)}"
+            raise KpiQueryError(msg)
+    if fcr_definition not in FCR_DEFINITIONS:
+        msg = f"fcr_definition {fcr_definition!r} is invalid; use one of {', '.join(FCR_DEFINITIONS)}"
+        raise KpiQueryError(msg)
+    if isinstance(repeat_window_days, bool) or not isinstance(repeat_window_days, (int, float)) or repeat_window_days <= 0:
+        msg = f"repeat_window_days {repeat_window_days!r} is invalid; use a positive number of days"
+        raise KpiQueryError(msg)
+
+
+def load_inputs(
+    cursor: Cursor, since: datetime | None = None, until: datetime | None = None,
+    filters: dict[str, Any] | None = None,
+) -> KpiInputs:
+    """Read the tickets opened in ``[since, until)`` that match ``filters``, with their SLA targets and the NPS responses."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if since is not None:
+        conditions.append("opened_at >= ?")
+        params.append(iso_utc(since))
+    if until is not None:
+        conditions.append("opened_at < ?")
+        params.append(iso_utc(until))
+    for name, value in (filters or {}).items():
+        column = DIMENSIONS[name]
+        if value is None:
+            conditions.append(f"{column} IS NULL")
+        else:
+            conditions.append(f"{column} = ?")
+            params.append(value)
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    cursor.execute(f"SELECT {', '.join(TICKET_COLUMNS)} FROM ticket_facts{where}", params)
+    tickets = cursor.fetchall()
+
+    cursor.execute(
+        "SELECT client_account_id, category, first_resolved_epoch FROM ticket_facts "
+        "WHERE first_resolved_epoch IS NOT NULL AND client_account_id IS NOT NULL AND category IS NOT NULL"
+    )
+    resolutions: dict[tuple[str, str], list[float]] = {}
+    for client, category, resolved_epoch in cursor.fetchall():
+        resolutions.setdefault((client, category), []).append(resolved_epoch)
+    for epochs in resolutions.values():
+        epochs.sort()
+
+    sla: dict[str, list[tuple[Any, ...]]] | None = None
+    if table_exists(cursor, SLA_TABLE):
+        sla = {}
+        cursor.execute(f"SELECT ticket_id, target, cycle, state, elapsed_business_minutes FROM {SLA_TABLE}")
+        for ticket_id, target, cycle, state, minutes in cursor.fetchall():
+            sla.setdefault(str(ticket_id), []).append((target, cycle, state, minutes))
+
+    nps_conditions: list[str] = []
+    nps_params: list[Any] = []
+    if since is not None:
+        nps_conditions.append("occurred_at >= ?")
+        nps_params.append(iso_utc(since))
+    if until is not None:
+        nps_conditions.append("occurred_at < ?")
+        nps_params.append(iso_utc(until))
+    client_filter = (filters or {}).get("client")
+    if client_filter is not None:
+        nps_conditions.append("client_account_id = ?")
+        nps_params.append(client_filter)
+    nps_where = f" WHERE {' AND '.join(nps_conditions)}" if nps_conditions else ""
+    nps: list[tuple[Any, ...]] = []
+    if table_exists(cursor, "nps_responses"):
+        cursor.execute(
+            f"SELECT client_account_id, score, day, week, month FROM nps_responses{nps_where}", nps_params
+        )
+        nps = cursor.fetchall()
+    return KpiInputs(tickets, resolutions, sla, nps)
+
+
+# Computation.
+
+def is_first_contact_resolution(row: Sequence[Any], definition: str) -> bool:
+    one_reply = row[_COLUMN_INDEX["public_reply_count"]] == 1
+    never_reopened = row[_COLUMN_INDEX["reopen_count"]] == 0 and row[_COLUMN_INDEX["rejection_count"]] == 0
+    if definition == "one_reply":
+        return one_reply
+    if definition == "never_reopened":
+        return never_reopened
+    return one_reply and never_reopened
+
+
+def is_repeat_issue(row: Sequence[Any], resolutions: dict[tuple[str, str], list[float]], window_seconds: float) -> bool:
+    """Tell whether another ticket of the same client and category was first resolved in the window before this one opened."""
+    client = row[_COLUMN_INDEX["client_account_id"]]
+    category = row[_COLUMN_INDEX["category"]]
+    opened = row[_COLUMN_INDEX["opened_epoch"]]
+    if client is None or category is None or opened is None:
+        return False
+    epochs = resolutions.get((client, category))
+    if not epochs:
+        return False
+    # Resolutions r with opened - window <= r < opened.
+    count = bisect.bisect_left(epochs, opened) - bisect.bisect_left(epochs, opened - window_seconds)
+    own = row[_COLUMN_INDEX["first_resolved_epoch"]]
+    if own is not None and opened - window_seconds <= own < opened:
+        count -= 1
+    return count > 0
+
+
+@dataclass
+class _Group:
+    tickets: int = 0
+    open: int = 0
+    resolved: int = 0
+    fcr: int = 0
+    first_response: list[float] = field(default_factory=list)
+    first_response_business: list[float] = field(default_factory=list)
+    first_resolution: list[float] = field(default_factory=list)
+    resolution: list[float] = field(default_factory=list)
+    csat_rated: int = 0
+    csat_satisfied: int = 0
+    ces_7: list[int] = field(default_factory=list)
+    ces_5: list[int] = field(default_factory=list)
+    reopened: int = 0
+    repeats: int = 0
+    escalated: int = 0
+    reassignments: int = 0
+    made_sla_known: int = 0
+    made_sla_true: int = 0
+    sla_measured: dict[str, int] = field(default_factory=dict)
+    sla_met: dict[str, int] = field(default_factory=dict)
+    nps: list[int] = field(default_factory=list)
+
+
+def compute_rows(
+    inputs: KpiInputs, group_by: str | None = None, fcr_definition: str = "default",
+    repeat_window_days: float = DEFAULT_REPEAT_WINDOW_DAYS,
+) -> list[dict[str, Any]]:
+    """Compute the KPI rows for one grouping from inputs read by :func:`load_inputs`."""
+    key_index = _COLUMN_INDEX[DIMENSIONS[group_by]] if group_by else None
+    window_seconds = repeat_window_days * 86400.0
+    groups: dict[Any, _Group] = {}
+    index = _COLUMN_INDEX
+
+    for row in inputs.tickets:
+        key = row[key_index] if key_index is not None else None
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = _Group()
+        group.tickets += 1
+        if row[index["status"]] in OPEN_STATUSES:
+            group.open += 1
+        if row[index["first_response_hours"]] is not None:
+            group.first_response.append(row[index["first_response_hours"]])
+        if row[index["first_resolution_hours"]] is not None:
+            group.first_resolution.append(row[index["first_resolution_hours"]])
+        if row[index["resolution_hours"]] is not None:
+            group.resolution.append(row[index["resolution_hours"]])
+        if row[index["first_resolved_epoch"]] is not None:
+            group.resolved += 1
+            if is_first_contact_resolution(row, fcr_definition):
+                group.fcr += 1
+        if row[index["csat_satisfied"]] is not None:
+            group.csat_rated += 1
+            group.csat_satisfied += row[index["csat_satisfied"]]
+        if row[index["ces_score"]] is not None:
+            scores = group.ces_7 if row[index["ces_scale"]] == "1-7" else group.ces_5
+            scores.append(row[index["ces_score"]])
+        if row[index["reopen_count"]] > 0:
+            group.reopened += 1
+        if row[index["escalation_count"]] > 0:
+            group.escalated += 1
+        group.reassignments += row[index["reassignment_count"]]
+        if row[index["made_sla"]] is not None:
+            group.made_sla_known += 1
+            group.made_sla_true += row[index["made_sla"]]
+        if is_repeat_issue(row, inputs.resolutions, window_seconds):
+            group.repeats += 1
+        if inputs.sla is not None:
+            _add_sla(group, inputs.sla.get(row[index["ticket_id"]], ()))
+
+    nps_applies = group_by is None or group_by == "client" or group_by in PERIODS
+    if nps_applies:
+        nps_key = {"client": 0, "day": 2, "week": 3, "month": 4}.get(group_by or "")
+        for response in inputs.nps:
+            key = response[nps_key] if nps_key is not None else None
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = _Group()
+            group.nps.append(response[1])
+
+    rows = [
+        _row(group_by, key, group, fcr_definition, repeat_window_days, inputs.sla is not None, nps_applies)
+        for key, group in groups.items()
+    ]
+    if group_by is None and not rows:
+        rows = [_row(None, None, _Group(), fcr_definition, repeat_window_days, inputs.sla is not None, True)]
+    rows.sort(key=lambda row: _sort_key(group_by, row.get(group_by) if group_by else None))
+    return rows
+
+
+def _add_sla(group: _Group, targets: Iterable[tuple[Any, ...]]) -> None:
+    first_response_cycles: list[tuple[int, float]] = []
+    for target, cycle, state, minutes in targets:
+        if state not in SLA_MEASURED_STATES:
+            continue
+        group.sla_measured[target] = group.sla_measured.get(target, 0) + 1
+        if state == SLA_MET_STATE:
+            group.sla_met[target] = group.sla_met.get(target, 0) + 1
+        if target == "first_response" and minutes is not None:
+            first_response_cycles.append((cycle, minutes))
+    if first_response_cycles:
+        group.first_response_business.append(min(first_response_cycles)[1] / 60.0)
+
+
+def _row(
+    group_by: str | None, key: Any, group: _Group, fcr_definition: str, repeat_window_days: float,
+    has_sla: bool, nps_applies: bool,
+) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    if group_by is not None:
+        row[group_by] = key
+    row["tickets"] = group.tickets
+    row["open"] = group.open
+    row["resolved"] = group.resolved
+    row.update(spread(group.first_response, "first_response_hours"))
+    business = spread(group.first_response_business, "first_response_business_hours")
+    row["first_response_business_hours_p50"] = business["first_response_business_hours_p50"]
+    row["first_response_business_hours_p90"] = business["first_response_business_hours_p90"]
+    row.update(spread(group.first_resolution, "first_resolution_hours"))
+    row.update(spread(group.resolution, "resolution_hours"))
+    row["fcr"] = share(group.fcr, group.resolved)
+    row["fcr_definition"] = fcr_definition
+    row["csat"] = share(group.csat_satisfied, group.csat_rated)
+    row["csat_responses"] = group.csat_rated
+    row["ces"] = math.fsum(group.ces_7) / len(group.ces_7) if group.ces_7 else None
+    row["ces_responses"] = len(group.ces_7)
+    row["ces_1_5"] = math.fsum(group.ces_5) / len(group.ces_5) if group.ces_5 else None
+    row["ces_1_5_responses"] = len(group.ces_5)
+    if nps_applies and group.nps:
+        promoters = sum(1 for score in group.nps if score >= 9)
+        detractors = sum(1 for score in group.nps if score <= 6)
+        row["nps"] = 100.0 * (promoters - detractors) / len(group.nps)
+    else:
+        row["nps"] = None
+    row["nps_responses"] = len(group.nps) if nps_applies else None
+    row["reopen_rate"] = share(group.reopened, group.tickets)
+    row["repeat_issue_rate"] = share(group.repeats, group.tickets)
+    row["repeat_window_days"] = repeat_window_days
+    row["escalation_rate"] = share(group.escalated, group.tickets)
+    row["reassignments_mean"] = share(group.reassignments, group.tickets)
+    if has_sla:
+        row["sla_adherence"] = share(sum(group.sla_met.values()), sum(group.sla_measured.values()))
+        for target in SLA_TARGETS:
+            row[f"sla_adherence_{target}"] = share(group.sla_met.get(target, 0), group.sla_measured.get(target, 0))
+    else:
+        row["sla_adherence"] = None
+        for target in SLA_TARGETS:
+            row[f"sla_adherence_{target}"] = None
+    row["source_sla_adherence"] = share(group.made_sla_true, group.made_sla_known)
+    return row
+
+
+def _sort_key(group_by: str | None, value: Any) -> tuple[int, Any]:
+    if value is None:
+        return (2, "")
+    if group_by == "priority" and value in PRIORITIES:
+        return (0, PRIORITIES.index(value))
+    return (1, str(value))
+
+
+# The NPS view.
+
+class NpsView(View):
+    """Every NPS response of every client account, for the NPS KPI."""
+
+    name = "nps"
+    tables = ("nps_responses",)
+    topics = (ClientAccount.NpsResponded,)
+
+    def create(self, cursor: Cursor) -> None:
+        cursor.execute(
+            "CREATE TABLE IF NOT EXISTS nps_responses ("
+            "position BIGINT PRIMARY KEY, client_account_id TEXT NOT NULL, score INTEGER NOT NULL, "
+            "contact_id TEXT, occurred_at TEXT NOT NULL, day TEXT NOT NULL, week TEXT NOT NULL, "
+            "month TEXT NOT NULL)"
+        )
+
+    def apply_page(self, cursor: Cursor, events: EventPage) -> None:
+        rows = []
+        for position, event in events:
+            day, week, month = period_labels(event.occurred_at)
+            rows.append((
+                position, str(event.originator_id), event.score, event.contact_id,
+                iso_utc(event.occurred_at), day, week, month,
+            ))
+        cursor.executemany(
+            "INSERT INTO nps_responses (position, client_account_id, score, contact_id, occurred_at, day, week, month) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+
+# The precomputed summary.
+
+SUMMARY_DIMENSIONS: tuple[str | None, ...] = (None, *DIMENSIONS)
+ALL_KEY = "*"
+
+
+class KpiSummaryView(View):
+    """KPI rows for every single-dimension grouping, without filters, recomputed after catch-up.
+
+    Computing KPIs scans every ticket, so a dashboard or ``hub kpi`` reads
+    these stored rows instead. Each refresh stores the positions of the views
+    it read; :func:`kpis` uses the stored rows only while those positions are
+    still current and computes from the tickets otherwise. Refreshes are
+    throttled to at most one per ``min_interval`` seconds, or ten times the
+    last refresh's duration when that is longer.
+    """
+
+    name = "kpi_summary"
+    tables = ("kpi_summary",)
+    min_interval = 2.0
+
+    def __init__(self) -> None:
+        self._dirty = True
+        self._last_refresh = 0.0
+        self._last_duration = 0.0
+
+    def create(self, cursor: Cursor) -> None:
+        cursor.execute(
+            "CREATE TABLE IF NOT EXISTS kpi_summary ("
+            "dimension TEXT PRIMARY KEY, rows TEXT NOT NULL, sources TEXT NOT NULL, refreshed_at TEXT NOT NULL)"
+        )
+
+    def apply_page(self, cursor: Cursor, events: EventPage) -> None:
+        self._dirty = True
+
+    def after_catch_up(self, db: Database) -> None:
+        if not self._dirty:
+            return
+        interval = max(self.min_interval, 10 * self._last_duration)
+        if time.monotonic() - self._last_refresh < interval:
+            return
+        started = time.monotonic()
+        refresh_summary(db)
+        self._last_duration = time.monotonic() - started
+        self._last_refresh = time.monotonic()
+        self._dirty = False
+        logger.info("KPI summary refreshed in %.3fs", self._last_duration)
+
+
+def source_positions(cursor: Cursor) -> dict[str, int]:
+    """Return the positions of every view but the summary: the state a summary was computed from."""
+    cursor.execute(
+        "SELECT name, position FROM projection_positions WHERE name <> ? ORDER BY name", (KpiSummaryView.name,)
+    )
+    return {name: int(position) for name, position in cursor.fetchall()}
+
+
+def refresh_summary(db: Database) -> None:
+    """Recompute the stored KPI rows of every grouping from the current views."""
+    with db.transaction() as cursor:
+        sources = source_positions(cursor)
+        inputs = load_inputs(cursor)
+        refreshed_at = iso_utc(datetime.now(timezone.utc))
+        cursor.execute("DELETE FROM kpi_summary")
+        cursor.executemany(
+            "INSERT INTO kpi_summary (dimension, rows, sources, refreshed_at) VALUES (?, ?, ?, ?)",
+            [
+                (dimension or ALL_KEY, json.dumps(compute_rows(inputs, dimension)), json.dumps(sources), refreshed_at)
+                for dimension in SUMMARY_DIMENSIONS
+            ],
+        )
+
+
+def summary_rows(cursor: Cursor, group_by: str | None) -> list[dict[str, Any]] | None:
+    """Return the stored rows of a grouping if they are current, else None."""
+    if not table_exists(cursor, "kpi_summary"):
+        return None
+    cursor.execute("SELECT rows, sources FROM kpi_summary WHERE dimension = ?", (group_by or ALL_KEY,))
+    stored = cursor.fetchone()
+    if stored is None:
+        return None
+    if json.loads(stored[1]) != source_positions(cursor):
+        return None
+    rows: list[dict[str, Any]] = json.loads(stored[0])
+    return rows
+
+
+def kpis(
+    db: Database,
+    group_by: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    filters: dict[str, Any] | None = None,
+    fcr_definition: str = "default",
+    repeat_window_days: float = DEFAULT_REPEAT_WINDOW_DAYS,
+) -> list[dict[str, Any]]:
+    """Return KPI rows for the tickets opened in ``[since, until)`` that match ``filters``.
+
+    ``group_by`` is one of ``DIMENSIONS`` or None for one overall row; each row
+    holds the group's value under the dimension's name, then the metrics
+    described in this module's docstring. ``filters`` maps dimensions to values,
+    for example ``{"priority": "high", "channel": "email"}``. Raises
+    KpiQueryError for an unknown dimension, filter or FCR definition.
+    """
+    check_arguments(group_by, filters, fcr_definition, repeat_window_days)
+    with db.transaction(readonly=True) as cursor:
+        defaults = (
+            since is None and until is None and not filters and fcr_definition == "default"
+            and repeat_window_days == DEFAULT_REPEAT_WINDOW_DAYS
+        )
+        if defaults:
+            stored = summary_rows(cursor, group_by)
+            if stored is not None:
+                return stored
+        inputs = load_inputs(cursor, since, until, filters)
+    return compute_rows(inputs, group_by, fcr_definition, repeat_window_days)
