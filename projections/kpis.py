@@ -471,7 +471,7 @@ class KpiSummaryView(View):
     min_interval = 2.0
 
     def __init__(self) -> None:
-        self._dirty = True
+        self._dirty = False
         self._last_refresh = 0.0
         self._last_duration = 0.0
 
@@ -486,9 +486,13 @@ class KpiSummaryView(View):
 
     def after_catch_up(self, db: Database) -> None:
         if not self._dirty:
-            return
+            # Another process may have moved the views on since the last refresh.
+            with db.transaction(readonly=True) as cursor:
+                if summary_rows(cursor, None) is not None:
+                    return
         interval = max(self.min_interval, 10 * self._last_duration)
-        if time.monotonic() - self._last_refresh < interval:
+        if self._last_refresh and time.monotonic() - self._last_refresh < interval:
+            self._dirty = True
             return
         started = time.monotonic()
         refresh_summary(db)

@@ -183,12 +183,9 @@ class ProjectionRunner:
         """Apply every recorded event that the views have not applied yet.
 
         Each page commits in one transaction per group of views at the same
-        position. Returns the number of (view, event) applications, so 10 new
-        events and two interested views return 20.
+        position. Returns the number of events applied to at least one view.
         """
         self._ensure_setup()
-        if not self._followers:
-            return 0
         applied = 0
         while True:
             positions = self._read_positions()
@@ -223,15 +220,16 @@ class ProjectionRunner:
         groups: dict[int, list[str]] = {}
         for name, position in behind.items():
             groups.setdefault(position, []).append(name)
-        applied = 0
+        applied: set[int] = set()
         for start, names in sorted(groups.items()):
-            applied += self._commit_page(start, last, names, decoded)
-        return applied
+            applied.update(self._commit_page(start, last, names, decoded))
+        return len(applied)
 
     def _commit_page(
         self, start: int, last: int, names: list[str], decoded: list[tuple[int, str, Any]]
-    ) -> int:
-        applied = 0
+    ) -> set[int]:
+        """Apply one page to the views in ``names`` and advance them to ``last``; return the positions applied."""
+        applied: set[int] = set()
         with self.db.transaction() as cursor:
             current = self._lock_positions(cursor, names)
             for name in names:
@@ -250,14 +248,14 @@ class ProjectionRunner:
                 ]
                 if page:
                     follower.view.apply_page(cursor, page)
-                    applied += len(page)
+                    applied.update(position for position, _ in page)
                 cursor.execute(
                     f"UPDATE {POSITIONS_TABLE} SET position = ? WHERE name = ?", (last, name)
                 )
         with self._progress:
             self._progress.notify_all()
         if applied:
-            logger.debug("Projections %s applied %d events up to position %d", ",".join(names), applied, last)
+            logger.debug("Projections %s applied %d events up to position %d", ",".join(names), len(applied), last)
         return applied
 
     def _lock_positions(self, cursor: Cursor, names: list[str]) -> dict[str, int]:

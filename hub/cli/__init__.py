@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "hub.cli.run",
     "hub.cli.config",
     "hub.cli.db",
+    "hub.cli.projections",
 )
 
 
