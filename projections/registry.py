@@ -6,6 +6,7 @@ from projections.escalations import EscalationView
 from projections.improvements import ImprovementView
 from projections.kpis import KpiSummaryView, NpsView
 from projections.runner import View
+from projections.sla import SlaView
 from projections.tickets import TicketFactsView
 
 
@@ -19,6 +20,7 @@ def all_views() -> list[View]:
         EscalationView(),
         ImprovementView(),
         NpsView(),
+        SlaView(),
     ]
     views.append(KpiSummaryView())
     return views

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "hub.cli.config",
     "hub.cli.db",
     "hub.cli.projections",
+    "hub.cli.sla",
 )
 
 
