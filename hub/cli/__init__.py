@@ -19,6 +19,7 @@ from hub.domain.errors import DomainError
 from hub.settings import ConfigurationError
 
 COMMAND_MODULES = (
+    "hub.cli.importer",
     "hub.cli.replay",
     "hub.cli.run",
     "hub.cli.config",
