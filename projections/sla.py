@@ -371,6 +371,9 @@ class SlaView(View):
                 continue
             ticket_id = event.originator_id.hex
             if isinstance(event, Ticket.Opened):
+                # NOTE: the policy comes from the revisions recorded before this event.
+                # A revision recorded later with an earlier occurred_at (an import of
+                # old policy history) does not re-measure tickets already opened.
                 tickets[ticket_id] = engine.open_ticket(
                     ticket_id, event.occurred_at,
                     channel=event.channel, client_account_id=event.client_account_id,

@@ -234,22 +234,22 @@ def test_rebuild_in_small_pages_gives_same_rows(memory_app: HubApplication, memo
 
 
 @pytest.fixture
-def three_tickets(memory_app: HubApplication, memory_runner: ProjectionRunner) -> dict[str, UUID]:
-    """Three tickets with a 60-minute first response, opened 09:00, 09:10 and 09:20."""
-    define_policy(memory_app, targets={"medium": {"first_response": 60}})
-    tickets = {name: open_ticket(memory_app, utc(4, 9, minute)) for name, minute in (("a", 0), ("b", 10), ("c", 20))}
-    memory_runner.catch_up()
+def three_tickets(app: HubApplication, runner: ProjectionRunner) -> dict[str, UUID]:
+    """Three tickets with a 60-minute first response, opened 09:00, 09:10 and 09:20, on every store."""
+    define_policy(app, targets={"medium": {"first_response": 60}})
+    tickets = {name: open_ticket(app, utc(4, 9, minute)) for name, minute in (("a", 0), ("b", 10), ("c", 20))}
+    runner.catch_up()
     return tickets
 
 
-def test_state_filter_uses_now(memory_runner: ProjectionRunner, three_tickets: dict[str, UUID]) -> None:
+def test_state_filter_uses_now(runner: ProjectionRunner, three_tickets: dict[str, UUID]) -> None:
     # At 10:05: a (due 10:00) is breached, b (at risk from 09:55, due 10:10) is
     # at risk, and c (at risk from 10:05) is at risk from exactly now.
     now = utc(4, 10, 5)
 
-    breached = sla_rows(memory_runner.db, state="breached", now=now)["items"]
-    at_risk = sla_rows(memory_runner.db, state="at_risk", now=now)["items"]
-    active = sla_rows(memory_runner.db, state="active", now=now)["items"]
+    breached = sla_rows(runner.db, state="breached", now=now)["items"]
+    at_risk = sla_rows(runner.db, state="at_risk", now=now)["items"]
+    active = sla_rows(runner.db, state="active", now=now)["items"]
 
     assert [item["ticket_id"] for item in breached] == [str(three_tickets["a"])]
     assert breached[0]["remaining_business_minutes"] == -5
@@ -259,8 +259,8 @@ def test_state_filter_uses_now(memory_runner: ProjectionRunner, three_tickets: d
     assert active == []
 
 
-def test_live_values_follow_now(memory_runner: ProjectionRunner, three_tickets: dict[str, UUID]) -> None:
-    item = sla_rows(memory_runner.db, ticket_id=three_tickets["c"], now=utc(4, 9, 50))["items"][0]
+def test_live_values_follow_now(runner: ProjectionRunner, three_tickets: dict[str, UUID]) -> None:
+    item = sla_rows(runner.db, ticket_id=three_tickets["c"], now=utc(4, 9, 50))["items"][0]
 
     assert item["state"] == "active"
     assert item["elapsed_business_minutes"] == 30
@@ -268,11 +268,11 @@ def test_live_values_follow_now(memory_runner: ProjectionRunner, three_tickets: 
     assert item["as_of"] == "2024-03-04T09:50:00.000000+00:00"
 
 
-def test_rows_page_by_due_time(memory_runner: ProjectionRunner, three_tickets: dict[str, UUID]) -> None:
+def test_rows_page_by_due_time(runner: ProjectionRunner, three_tickets: dict[str, UUID]) -> None:
     now = utc(4, 9, 30)
 
-    first = sla_rows(memory_runner.db, now=now, limit=2)
-    second = sla_rows(memory_runner.db, now=now, limit=2, cursor=first["next_cursor"])
+    first = sla_rows(runner.db, now=now, limit=2)
+    second = sla_rows(runner.db, now=now, limit=2, cursor=first["next_cursor"])
 
     ordered = [item["ticket_id"] for item in first["items"] + second["items"]]
     assert ordered == [str(three_tickets[name]) for name in ("a", "b", "c")]
