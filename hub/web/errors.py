@@ -1,0 +1,215 @@
+"""JSON error responses: ``{"error": {"code", "message", "fields"}}`` for every failure.
+
+Domain and application errors map onto HTTP statuses here, so that views only
+raise and never build error responses themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import marshmallow as ma
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from hub.application import ConcurrentWriteError, NotFoundError, VersionMismatchError
+from hub.domain.errors import InvalidValueError, StateConflictError
+
+logger = logging.getLogger(__name__)
+
+# Error codes for the HTTP statuses that the API returns without a more specific code.
+STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    412: "precondition_failed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+# Where webargs found a bad value; the error names only the field, not the location.
+LOCATIONS = ("json", "query", "querystring", "headers", "path", "view_args", "form", "files", "cookies")
+
+
+class ErrorBodySchema(ma.Schema):
+    code = ma.fields.String(
+        required=True, metadata={"description": "Stable machine-readable error code."}
+    )
+    message = ma.fields.String(required=True, metadata={"description": "What failed and how to fix it."})
+    fields = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.List(ma.fields.String()),
+        required=True,
+        metadata={"description": "Messages per invalid field, by dotted field name; empty when no field is at fault."},
+    )
+
+
+class ErrorSchema(ma.Schema):
+    """The body of every error response."""
+
+    error = ma.fields.Nested(ErrorBodySchema, required=True)
+
+
+class ApiError(Exception):
+    """An error the API returns as JSON with the given status, code and field messages."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        fields: Mapping[str, list[str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.fields = dict(fields or {})
+        self.headers = dict(headers or {})
+
+
+def error_body(code: str, message: str, fields: Mapping[str, list[str]] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "fields": dict(fields or {})}}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    fields: Mapping[str, list[str]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    response = jsonify(error_body(code, message, fields))
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def flatten_messages(messages: Any) -> dict[str, list[str]]:
+    """Turn marshmallow's nested messages into ``{"dotted.field": [messages]}``.
+
+    Webargs nests messages under the request location ("json", "query", ...);
+    the location is dropped, and a message about the whole body is filed under "body".
+    """
+    flat: dict[str, list[str]] = {}
+
+    def walk(value: Any, name: str, top: bool) -> None:
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                key = str(key)
+                if top and key in LOCATIONS:
+                    walk(item, "", False)
+                elif key == "_schema":
+                    walk(item, name, False)
+                else:
+                    walk(item, f"{name}.{key}" if name else key, False)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item, name, False)
+        else:
+            flat.setdefault(name or "body", []).append(str(value))
+
+    walk(messages, "", True)
+    return flat
+
+
+def validation_message(fields: Mapping[str, list[str]]) -> str:
+    names = ", ".join(sorted(fields)) or "the request"
+    return f"invalid input in {names}; see fields for each problem"
+
+
+def handle_api_error(error: ApiError) -> Response:
+    return error_response(error.status, error.code, error.message, error.fields, error.headers)
+
+
+def handle_http_exception(error: HTTPException) -> Response:
+    """Render werkzeug and webargs errors (404, 405, 413, parse failures) as JSON."""
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    fields: dict[str, list[str]] = {}
+    headers: dict[str, str] = {}
+    if "messages" in data:
+        fields = flatten_messages(data["messages"])
+    if isinstance(data.get("headers"), Mapping):
+        headers.update(data["headers"])
+    if status == 405 and getattr(error, "valid_methods", None):
+        headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+
+    if status == 400 and "json" in (data.get("messages") or {}):
+        reasons = [text for texts in fields.values() for text in texts]
+        code = "invalid_json"
+        if reasons and reasons[0] != "Invalid JSON body.":
+            message = reasons[0]
+        else:
+            message = "the request body is not valid JSON; send a UTF-8 JSON object"
+    elif status == 422 and fields:
+        code, message = "validation_failed", validation_message(fields)
+    elif status == 404:
+        code, message = "not_found", f"no resource at {request.path}; check the path against /openapi.json"
+    elif status == 405:
+        allowed = headers.get("Allow", "")
+        code, message = "method_not_allowed", f"{request.method} is not allowed on {request.path}; use {allowed}"
+    elif status == 413:
+        limit = error.description if isinstance(error.description, str) else ""
+        code = "payload_too_large"
+        message = data.get("message") or f"the request body is too large; {limit}".rstrip("; ")
+    else:
+        code = STATUS_CODES.get(status, "http_error")
+        message = data.get("message") or (error.description or error.name)
+    if status >= 500:
+        logger.error("HTTP %d on %s %s: %s", status, request.method, request.path, message)
+    return error_response(status, code, message, fields, headers)
+
+
+def handle_invalid_value(error: InvalidValueError) -> Response:
+    fields = {error.field: [str(error)]}
+    return error_response(422, "validation_failed", str(error), fields)
+
+
+def handle_state_conflict(error: StateConflictError) -> Response:
+    return error_response(409, "state_conflict", str(error), {})
+
+
+def handle_concurrent_write(error: ConcurrentWriteError) -> Response:
+    return error_response(409, "concurrent_write", str(error), {})
+
+
+def handle_version_mismatch(error: VersionMismatchError) -> Response:
+    message = str(error)
+    headers = {"ETag": f'"{error.actual}"'}
+    return error_response(412, "precondition_failed", message, {"If-Match": [message]}, headers)
+
+
+def handle_not_found(error: NotFoundError) -> Response:
+    return error_response(404, "not_found", str(error), {})
+
+
+def handle_unexpected(error: Exception) -> Response:
+    if isinstance(error, HTTPException):
+        return handle_http_exception(error)
+    logger.exception("Unhandled error on %s %s", request.method, request.path)
+    return error_response(500, "internal_error", "the server failed to handle the request; it has been logged", {})
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Install the JSON error handlers; call after flask-smorest's Api so that ours win."""
+    app.register_error_handler(ApiError, handle_api_error)
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(InvalidValueError, handle_invalid_value)
+    app.register_error_handler(StateConflictError, handle_state_conflict)
+    app.register_error_handler(ConcurrentWriteError, handle_concurrent_write)
+    app.register_error_handler(VersionMismatchError, handle_version_mismatch)
+    app.register_error_handler(NotFoundError, handle_not_found)
+    app.register_error_handler(Exception, handle_unexpected)
