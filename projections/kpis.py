@@ -47,7 +47,7 @@ from hub.domain import ClientAccount
 from hub.domain.vocabulary import OPEN_STATUSES, PRIORITIES, SLA_TARGETS
 from projections.db import Cursor, Database, table_exists
 from projections.runner import EventPage, View
-from projections.tickets import iso_utc, period_labels
+from projections.tickets import TicketFactsView, iso_utc, period_labels
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ def load_inputs(
         sla = {}
         cursor.execute(f"SELECT ticket_id, target, cycle, state, elapsed_business_minutes FROM {SLA_TABLE}")
         for ticket_id, target, cycle, state, minutes in cursor.fetchall():
-            sla.setdefault(str(ticket_id), []).append((target, cycle, state, minutes))
+            sla.setdefault(canonical_uuid(str(ticket_id)), []).append((target, cycle, state, minutes))
 
     nps_conditions: list[str] = []
     nps_params: list[Any] = []
@@ -223,6 +223,13 @@ def load_inputs(
         )
         nps = cursor.fetchall()
     return KpiInputs(tickets, resolutions, sla, nps)
+
+
+def canonical_uuid(text: str) -> str:
+    """Return a UUID in its hyphenated form, as ticket_facts stores it, also when given 32 hex digits."""
+    if len(text) == 32:
+        return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    return text
 
 
 # Computation.
@@ -255,157 +262,180 @@ def is_repeat_issue(row: Sequence[Any], resolutions: dict[tuple[str, str], list[
     return count > 0
 
 
-@dataclass
-class _Group:
-    tickets: int = 0
-    open: int = 0
-    resolved: int = 0
-    fcr: int = 0
-    first_response: list[float] = field(default_factory=list)
-    first_response_business: list[float] = field(default_factory=list)
-    first_resolution: list[float] = field(default_factory=list)
-    resolution: list[float] = field(default_factory=list)
-    csat_rated: int = 0
-    csat_satisfied: int = 0
-    ces_7: list[int] = field(default_factory=list)
-    ces_5: list[int] = field(default_factory=list)
-    reopened: int = 0
-    repeats: int = 0
-    escalated: int = 0
-    reassignments: int = 0
-    made_sla_known: int = 0
-    made_sla_true: int = 0
-    sla_measured: dict[str, int] = field(default_factory=dict)
-    sla_met: dict[str, int] = field(default_factory=dict)
-    nps: list[int] = field(default_factory=list)
+@dataclass(frozen=True)
+class TicketKpi:
+    """One ticket's contribution to the KPIs, derived once and then grouped by any dimension."""
+
+    dimensions: dict[str, Any]
+    open: bool
+    first_response_hours: float | None
+    first_response_business_hours: float | None
+    first_resolution_hours: float | None
+    resolution_hours: float | None
+    resolved: bool
+    fcr: bool
+    csat_satisfied: int | None
+    ces_score: int | None
+    ces_scale: str | None
+    reopened: bool
+    repeat_issue: bool
+    escalated: bool
+    reassignments: int
+    made_sla: int | None
+    # (target, met) for each measured SLA target of the ticket.
+    sla_results: tuple[tuple[str, bool], ...]
 
 
-def compute_rows(
-    inputs: KpiInputs, group_by: str | None = None, fcr_definition: str = "default",
-    repeat_window_days: float = DEFAULT_REPEAT_WINDOW_DAYS,
-) -> list[dict[str, Any]]:
-    """Compute the KPI rows for one grouping from inputs read by :func:`load_inputs`."""
-    key_index = _COLUMN_INDEX[DIMENSIONS[group_by]] if group_by else None
-    window_seconds = repeat_window_days * 86400.0
-    groups: dict[Any, _Group] = {}
+def ticket_kpis(
+    inputs: KpiInputs, fcr_definition: str = "default", repeat_window_days: float = DEFAULT_REPEAT_WINDOW_DAYS
+) -> list[TicketKpi]:
+    """Derive every ticket's KPI contribution from the inputs."""
     index = _COLUMN_INDEX
-
+    window_seconds = repeat_window_days * 86400.0
+    dimension_indexes = [(name, index[column]) for name, column in DIMENSIONS.items()]
+    records = []
     for row in inputs.tickets:
-        key = row[key_index] if key_index is not None else None
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = _Group()
-        group.tickets += 1
-        if row[index["status"]] in OPEN_STATUSES:
-            group.open += 1
-        if row[index["first_response_hours"]] is not None:
-            group.first_response.append(row[index["first_response_hours"]])
-        if row[index["first_resolution_hours"]] is not None:
-            group.first_resolution.append(row[index["first_resolution_hours"]])
-        if row[index["resolution_hours"]] is not None:
-            group.resolution.append(row[index["resolution_hours"]])
-        if row[index["first_resolved_epoch"]] is not None:
-            group.resolved += 1
-            if is_first_contact_resolution(row, fcr_definition):
-                group.fcr += 1
-        if row[index["csat_satisfied"]] is not None:
-            group.csat_rated += 1
-            group.csat_satisfied += row[index["csat_satisfied"]]
-        if row[index["ces_score"]] is not None:
-            scores = group.ces_7 if row[index["ces_scale"]] == "1-7" else group.ces_5
-            scores.append(row[index["ces_score"]])
-        if row[index["reopen_count"]] > 0:
-            group.reopened += 1
-        if row[index["escalation_count"]] > 0:
-            group.escalated += 1
-        group.reassignments += row[index["reassignment_count"]]
-        if row[index["made_sla"]] is not None:
-            group.made_sla_known += 1
-            group.made_sla_true += row[index["made_sla"]]
-        if is_repeat_issue(row, inputs.resolutions, window_seconds):
-            group.repeats += 1
+        sla_results: tuple[tuple[str, bool], ...] = ()
+        business_hours = None
         if inputs.sla is not None:
-            _add_sla(group, inputs.sla.get(row[index["ticket_id"]], ()))
+            sla_results, business_hours = _sla_results(inputs.sla.get(row[index["ticket_id"]], ()))
+        resolved = row[index["first_resolved_epoch"]] is not None
+        records.append(TicketKpi(
+            dimensions={name: row[position] for name, position in dimension_indexes},
+            open=row[index["status"]] in OPEN_STATUSES,
+            first_response_hours=row[index["first_response_hours"]],
+            first_response_business_hours=business_hours,
+            first_resolution_hours=row[index["first_resolution_hours"]],
+            resolution_hours=row[index["resolution_hours"]],
+            resolved=resolved,
+            fcr=resolved and is_first_contact_resolution(row, fcr_definition),
+            csat_satisfied=row[index["csat_satisfied"]],
+            ces_score=row[index["ces_score"]],
+            ces_scale=row[index["ces_scale"]],
+            reopened=row[index["reopen_count"]] > 0,
+            repeat_issue=is_repeat_issue(row, inputs.resolutions, window_seconds),
+            escalated=row[index["escalation_count"]] > 0,
+            reassignments=row[index["reassignment_count"]],
+            made_sla=row[index["made_sla"]],
+            sla_results=sla_results,
+        ))
+    return records
 
-    nps_applies = group_by is None or group_by == "client" or group_by in PERIODS
-    if nps_applies:
-        nps_key = {"client": 0, "day": 2, "week": 3, "month": 4}.get(group_by or "")
-        for response in inputs.nps:
-            key = response[nps_key] if nps_key is not None else None
-            group = groups.get(key)
-            if group is None:
-                group = groups[key] = _Group()
-            group.nps.append(response[1])
 
-    rows = [
-        _row(group_by, key, group, fcr_definition, repeat_window_days, inputs.sla is not None, nps_applies)
-        for key, group in groups.items()
-    ]
-    if group_by is None and not rows:
-        rows = [_row(None, None, _Group(), fcr_definition, repeat_window_days, inputs.sla is not None, True)]
-    rows.sort(key=lambda row: _sort_key(group_by, row.get(group_by) if group_by else None))
-    return rows
-
-
-def _add_sla(group: _Group, targets: Iterable[tuple[Any, ...]]) -> None:
+def _sla_results(targets: Iterable[tuple[Any, ...]]) -> tuple[tuple[tuple[str, bool], ...], float | None]:
+    results = []
     first_response_cycles: list[tuple[int, float]] = []
     for target, cycle, state, minutes in targets:
         if state not in SLA_MEASURED_STATES:
             continue
-        group.sla_measured[target] = group.sla_measured.get(target, 0) + 1
-        if state == SLA_MET_STATE:
-            group.sla_met[target] = group.sla_met.get(target, 0) + 1
+        results.append((target, state == SLA_MET_STATE))
         if target == "first_response" and minutes is not None:
             first_response_cycles.append((cycle, minutes))
-    if first_response_cycles:
-        group.first_response_business.append(min(first_response_cycles)[1] / 60.0)
+    business_hours = min(first_response_cycles)[1] / 60.0 if first_response_cycles else None
+    return tuple(results), business_hours
+
+
+def compute_rows(
+    inputs: KpiInputs, group_by: str | None = None, fcr_definition: str = "default",
+    repeat_window_days: float = DEFAULT_REPEAT_WINDOW_DAYS, records: list[TicketKpi] | None = None,
+) -> list[dict[str, Any]]:
+    """Compute the KPI rows of one grouping from inputs read by :func:`load_inputs`.
+
+    ``records`` may pass the result of :func:`ticket_kpis` for the same inputs
+    and definitions, so that several groupings derive it once.
+    """
+    if records is None:
+        records = ticket_kpis(inputs, fcr_definition, repeat_window_days)
+    groups: dict[Any, list[TicketKpi]] = {}
+    for record in records:
+        key = record.dimensions[group_by] if group_by else None
+        groups.setdefault(key, []).append(record)
+
+    nps_applies = group_by is None or group_by == "client" or group_by in PERIODS
+    nps_groups: dict[Any, list[int]] = {}
+    if nps_applies:
+        nps_key = {"client": 0, "day": 2, "week": 3, "month": 4}.get(group_by or "")
+        for response in inputs.nps:
+            key = response[nps_key] if nps_key is not None else None
+            nps_groups.setdefault(key, []).append(response[1])
+            groups.setdefault(key, [])
+
+    if group_by is None:
+        groups.setdefault(None, [])
+    has_sla = inputs.sla is not None
+    rows = [
+        _row(group_by, key, members, nps_groups.get(key, []), fcr_definition, repeat_window_days, has_sla, nps_applies)
+        for key, members in groups.items()
+    ]
+    rows.sort(key=lambda row: _sort_key(group_by, row.get(group_by) if group_by else None))
+    return rows
+
+
+def _mean(values: list[int]) -> float | None:
+    return math.fsum(values) / len(values) if values else None
 
 
 def _row(
-    group_by: str | None, key: Any, group: _Group, fcr_definition: str, repeat_window_days: float,
-    has_sla: bool, nps_applies: bool,
+    group_by: str | None, key: Any, members: list[TicketKpi], nps_scores: list[int], fcr_definition: str,
+    repeat_window_days: float, has_sla: bool, nps_applies: bool,
 ) -> dict[str, Any]:
+    tickets = len(members)
+    resolved = sum(1 for member in members if member.resolved)
+    rated = [member.csat_satisfied for member in members if member.csat_satisfied is not None]
+    made_sla = [member.made_sla for member in members if member.made_sla is not None]
+
     row: dict[str, Any] = {}
     if group_by is not None:
         row[group_by] = key
-    row["tickets"] = group.tickets
-    row["open"] = group.open
-    row["resolved"] = group.resolved
-    row.update(spread(group.first_response, "first_response_hours"))
-    business = spread(group.first_response_business, "first_response_business_hours")
+    row["tickets"] = tickets
+    row["open"] = sum(1 for member in members if member.open)
+    row["resolved"] = resolved
+    row.update(spread([m.first_response_hours for m in members if m.first_response_hours is not None], "first_response_hours"))
+    business = spread(
+        [m.first_response_business_hours for m in members if m.first_response_business_hours is not None],
+        "first_response_business_hours",
+    )
     row["first_response_business_hours_p50"] = business["first_response_business_hours_p50"]
     row["first_response_business_hours_p90"] = business["first_response_business_hours_p90"]
-    row.update(spread(group.first_resolution, "first_resolution_hours"))
-    row.update(spread(group.resolution, "resolution_hours"))
-    row["fcr"] = share(group.fcr, group.resolved)
+    row.update(spread([m.first_resolution_hours for m in members if m.first_resolution_hours is not None], "first_resolution_hours"))
+    row.update(spread([m.resolution_hours for m in members if m.resolution_hours is not None], "resolution_hours"))
+    row["fcr"] = share(sum(1 for member in members if member.fcr), resolved)
     row["fcr_definition"] = fcr_definition
-    row["csat"] = share(group.csat_satisfied, group.csat_rated)
-    row["csat_responses"] = group.csat_rated
-    row["ces"] = math.fsum(group.ces_7) / len(group.ces_7) if group.ces_7 else None
-    row["ces_responses"] = len(group.ces_7)
-    row["ces_1_5"] = math.fsum(group.ces_5) / len(group.ces_5) if group.ces_5 else None
-    row["ces_1_5_responses"] = len(group.ces_5)
-    if nps_applies and group.nps:
-        promoters = sum(1 for score in group.nps if score >= 9)
-        detractors = sum(1 for score in group.nps if score <= 6)
-        row["nps"] = 100.0 * (promoters - detractors) / len(group.nps)
+    row["csat"] = share(sum(rated), len(rated))
+    row["csat_responses"] = len(rated)
+    ces_7 = [m.ces_score for m in members if m.ces_score is not None and m.ces_scale == "1-7"]
+    ces_5 = [m.ces_score for m in members if m.ces_score is not None and m.ces_scale == "1-5"]
+    row["ces"] = _mean(ces_7)
+    row["ces_responses"] = len(ces_7)
+    row["ces_1_5"] = _mean(ces_5)
+    row["ces_1_5_responses"] = len(ces_5)
+    if nps_applies and nps_scores:
+        promoters = sum(1 for score in nps_scores if score >= 9)
+        detractors = sum(1 for score in nps_scores if score <= 6)
+        row["nps"] = 100.0 * (promoters - detractors) / len(nps_scores)
     else:
         row["nps"] = None
-    row["nps_responses"] = len(group.nps) if nps_applies else None
-    row["reopen_rate"] = share(group.reopened, group.tickets)
-    row["repeat_issue_rate"] = share(group.repeats, group.tickets)
+    row["nps_responses"] = len(nps_scores) if nps_applies else None
+    row["reopen_rate"] = share(sum(1 for member in members if member.reopened), tickets)
+    row["repeat_issue_rate"] = share(sum(1 for member in members if member.repeat_issue), tickets)
     row["repeat_window_days"] = repeat_window_days
-    row["escalation_rate"] = share(group.escalated, group.tickets)
-    row["reassignments_mean"] = share(group.reassignments, group.tickets)
+    row["escalation_rate"] = share(sum(1 for member in members if member.escalated), tickets)
+    row["reassignments_mean"] = share(sum(member.reassignments for member in members), tickets)
     if has_sla:
-        row["sla_adherence"] = share(sum(group.sla_met.values()), sum(group.sla_measured.values()))
+        measured: dict[str, int] = {}
+        met: dict[str, int] = {}
+        for member in members:
+            for target, was_met in member.sla_results:
+                measured[target] = measured.get(target, 0) + 1
+                met[target] = met.get(target, 0) + was_met
+        row["sla_adherence"] = share(sum(met.values()), sum(measured.values()))
         for target in SLA_TARGETS:
-            row[f"sla_adherence_{target}"] = share(group.sla_met.get(target, 0), group.sla_measured.get(target, 0))
+            row[f"sla_adherence_{target}"] = share(met.get(target, 0), measured.get(target, 0))
     else:
         row["sla_adherence"] = None
         for target in SLA_TARGETS:
             row[f"sla_adherence_{target}"] = None
-    row["source_sla_adherence"] = share(group.made_sla_true, group.made_sla_known)
+    row["source_sla_adherence"] = share(sum(made_sla), len(made_sla))
     return row
 
 
@@ -468,6 +498,9 @@ class KpiSummaryView(View):
 
     name = "kpi_summary"
     tables = ("kpi_summary",)
+    # Events that change the tables a summary reads; the position check in
+    # after_catch_up() covers the other views' tables.
+    topics = (*TicketFactsView.topics, *NpsView.topics)
     min_interval = 2.0
 
     def __init__(self) -> None:
@@ -517,10 +550,14 @@ def refresh_summary(db: Database) -> None:
         inputs = load_inputs(cursor)
         refreshed_at = iso_utc(datetime.now(timezone.utc))
         cursor.execute("DELETE FROM kpi_summary")
+        records = ticket_kpis(inputs)
         cursor.executemany(
             "INSERT INTO kpi_summary (dimension, rows, sources, refreshed_at) VALUES (?, ?, ?, ?)",
             [
-                (dimension or ALL_KEY, json.dumps(compute_rows(inputs, dimension)), json.dumps(sources), refreshed_at)
+                (
+                    dimension or ALL_KEY, json.dumps(compute_rows(inputs, dimension, records=records)),
+                    json.dumps(sources), refreshed_at,
+                )
                 for dimension in SUMMARY_DIMENSIONS
             ],
         )

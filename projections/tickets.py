@@ -31,6 +31,7 @@ from projections.db import Cursor
 from projections.runner import EventPage, View
 
 UTC = timezone.utc
+ZERO = timedelta(0)
 
 FACT_COLUMNS = (
     "ticket_id", "opened_at", "opened_epoch", "opened_day", "opened_week", "opened_month",
@@ -119,7 +120,11 @@ SELECT_CHUNK = 500
 
 def iso_utc(moment: datetime) -> str:
     """Format an aware datetime as fixed-width UTC text, so that text order is time order."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    if moment.tzinfo is UTC:
+        return moment.isoformat(timespec="microseconds")
+    if moment.utcoffset() != ZERO:
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=UTC).isoformat(timespec="microseconds")
 
 
 def period_labels(moment: datetime) -> tuple[str, str, str]:
@@ -172,13 +177,12 @@ class TicketFactsView(View):
             cursor.execute(statement)
 
     def apply_page(self, cursor: Cursor, events: EventPage) -> None:
-        ticket_ids = list(dict.fromkeys(str(event.originator_id) for _, event in events))
-        rows = self._load(cursor, ticket_ids)
+        keyed = [(position, str(event.originator_id), event) for position, event in events]
+        rows = self._load(cursor, list(dict.fromkeys(ticket_id for _, ticket_id, _ in keyed)))
         changed: dict[str, dict[str, Any]] = {}
         backlog_changes: list[tuple[int, str, str, str, int]] = []
 
-        for position, event in events:
-            ticket_id = str(event.originator_id)
+        for position, ticket_id, event in keyed:
             facts = rows.get(ticket_id)
             if facts is None:
                 facts = rows[ticket_id] = new_facts(ticket_id)

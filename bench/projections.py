@@ -1,0 +1,244 @@
+"""Benchmark the projections: rebuild rate against the raw read-and-decode rate, and KPI query time.
+
+Usage::
+
+    python bench/projections.py                 # 1,000,000 events
+    python bench/projections.py --events 50000  # a quick run
+
+Steps, each timed on its own:
+
+1. generate realistic ticket histories (and a few NPS responses and improvement
+   cycles) into a new SQLite file, in a child process, until ``--events`` events exist;
+2. read and decode every event from the store in pages of 1000 (the raw rate);
+3. rebuild every registered view from the first event;
+4. run the KPI query of ``hub kpi --by priority`` five times (median), then the
+   command itself once as a child process.
+
+It prints events/s for steps 2 and 3 with their ratio, the peak resident memory
+of this process during steps 2-4 (the generator runs in a child), and the KPI times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from hub.application import create_application  # noqa: E402
+from hub.domain import ClientAccount, Context, Improvement, Ticket  # noqa: E402
+from hub.settings import load_settings  # noqa: E402
+
+CHANNELS = ("email", "web", "phone", "chat", "api")
+CATEGORIES = ("billing", "login", "outage", "performance", "integration", "data", "account", "how-to")
+PRIORITY_WEIGHTS = (("critical", 5), ("high", 20), ("medium", 50), ("low", 25))
+GROUPS = ("tier1", "tier2", "billing-desk", "platform")
+START = datetime(2024, 1, 1, tzinfo=timezone.utc)
+
+
+def context(kind: str, actor: str, at: datetime) -> Context:
+    return Context(actor_kind=kind, actor_id=actor, source_name="bench", occurred_at=at)
+
+
+def build_ticket(rng: random.Random, accounts: list, opened: datetime) -> Ticket:
+    """Record one ticket's life in memory: on average about 12 events."""
+    account = rng.choice(accounts)
+    agent = f"agent-{rng.randrange(40)}"
+    requester = {"id": f"req-{rng.randrange(5000)}"}
+    ticket = Ticket.open(
+        context("requester", requester["id"], opened), ticket_id=_uuid(rng), subject="Cannot sign in",
+        channel=rng.choice(CHANNELS), requester=requester, client_account_id=str(account),
+        description="Details of the request",
+    )
+    at = opened + timedelta(minutes=rng.randint(1, 30))
+    ticket.classify(context("agent", agent, at), category=rng.choice(CATEGORIES))
+    priority = rng.choices([p for p, _ in PRIORITY_WEIGHTS], [w for _, w in PRIORITY_WEIGHTS])[0]
+    ticket.prioritize(context("agent", agent, at), priority=priority)
+    ticket.assign(context("system", "router", at), group=rng.choice(GROUPS), agent=agent)
+    at += timedelta(hours=rng.lognormvariate(0.5, 1.0))
+    ticket.reply(context("agent", agent, at), body="Thanks, we are looking into it.")
+    for _ in range(rng.choice((0, 0, 1, 1, 2))):
+        at += timedelta(hours=rng.lognormvariate(1.0, 1.0))
+        ticket.receive_requester_reply(context("requester", requester["id"], at), body="More details")
+        at += timedelta(hours=rng.lognormvariate(0.5, 1.0))
+        ticket.reply(context("agent", agent, at), body="Here is what we found.")
+    if rng.random() < 0.15:
+        ticket.add_note(context("agent", agent, at), body="Checked the logs")
+    if rng.random() < 0.1:
+        ticket.assign(context("agent", agent, at), group=rng.choice(GROUPS), agent=f"agent-{rng.randrange(40)}")
+    if rng.random() < 0.08:
+        ticket.escalate(
+            context("agent", agent, at), level=rng.choice((1, 2, 3)), reason="customer impact",
+            owner=f"lead-{rng.randrange(5)}", promised_by=at + timedelta(hours=4),
+        )
+        at += timedelta(hours=rng.uniform(1, 8))
+        ticket.update_escalation(context("agent", agent, at), note="Fix in progress", promised_by=at + timedelta(hours=4))
+        ticket.resolve_escalation(context("agent", agent, at + timedelta(hours=2)), note="Fixed")
+    if rng.random() < 0.9:
+        at += timedelta(hours=rng.lognormvariate(2.0, 1.2))
+        ticket.resolve(context("agent", agent, at), resolution_code="fixed")
+        if rng.random() < 0.06:
+            at += timedelta(days=rng.uniform(0.5, 5))
+            ticket.reopen(context("requester", requester["id"], at), reason="Still broken")
+            at += timedelta(hours=rng.lognormvariate(1.5, 1.0))
+            ticket.reply(context("agent", agent, at), body="Second fix applied.")
+            ticket.resolve(context("agent", agent, at), resolution_code="fixed")
+        ticket.record_fact(context("integration", "servicenow", at), name="made_sla", value=rng.random() < 0.85)
+        if rng.random() < 0.4:
+            ticket.rate_satisfaction(context("requester", requester["id"], at + timedelta(hours=3)), score=rng.choice((1, 3, 4, 5, 5, 5)))
+        if rng.random() < 0.2:
+            ticket.score_effort(context("requester", requester["id"], at + timedelta(hours=3)), score=rng.randint(1, 7))
+        ticket.close(context("system", "closer", at + timedelta(days=3)))
+    return ticket
+
+
+def _uuid(rng: random.Random):
+    import uuid
+
+    return uuid.UUID(int=rng.getrandbits(128), version=4)
+
+
+def generate(path: str, events: int, seed: int) -> None:
+    """Fill a new SQLite store with at least ``events`` events."""
+    rng = random.Random(seed)
+    app = create_application(load_settings({"HUB_DATABASE_URL": f"sqlite:///{path}"}))
+    try:
+        accounts = []
+        batch = []
+        for index in range(200):
+            account = ClientAccount.register(
+                context("system", "bench", START), account_id=_uuid(rng), organization=f"Client {index}"
+            )
+            accounts.append(account.id)
+            batch.append(account)
+        app.save(*batch)
+        written = len(batch)
+        minutes_between_tickets = 365 * 24 * 60 / max(events / 12, 1)
+        opened = START
+        while written < events:
+            batch = []
+            for _ in range(100):
+                opened += timedelta(minutes=rng.expovariate(1 / minutes_between_tickets))
+                batch.append(build_ticket(rng, accounts, opened))
+            if rng.random() < 0.3:
+                account = ClientAccount.register(
+                    context("system", "bench", opened), account_id=_uuid(rng), organization="Survey batch"
+                )
+                for _ in range(20):
+                    account.record_nps(context("requester", "contact", opened), score=rng.randint(0, 10))
+                batch.append(account)
+            if rng.random() < 0.01:
+                improvement = Improvement.plan(
+                    context("agent", "manager", opened), improvement_id=_uuid(rng), title="Faster replies",
+                    kpi="first_response_hours_p50", baseline=2.0, target=1.5,
+                )
+                improvement.do(context("agent", "manager", opened), change="New macros")
+                batch.append(improvement)
+            recordings = app.save(*batch)
+            written += len(recordings)
+        print(json.dumps({"events": app.max_position()}))
+    finally:
+        app.close()
+
+
+def read_and_decode(app, page_size: int = 1000) -> tuple[int, float]:
+    started = time.perf_counter()
+    count = 0
+    position = 0
+    to_domain_event = app.mapper.to_domain_event
+    while True:
+        notifications = app.recorder.select_notifications(start=position, limit=page_size, inclusive_of_start=False)
+        if not notifications:
+            break
+        for notification in notifications:
+            to_domain_event(notification)
+        count += len(notifications)
+        position = notifications[-1].id
+    return count, time.perf_counter() - started
+
+
+def peak_rss_mib() -> float:
+    # ru_maxrss is in KiB on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000, help="events to generate (default: 1000000)")
+    parser.add_argument("--path", help="SQLite file to write (default: a new file in a temporary folder)")
+    parser.add_argument("--seed", type=int, default=7, help="random seed of the generator (default: 7)")
+    parser.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.generate_only:
+        generate(args.path, args.events, args.seed)
+        return 0
+
+    folder = tempfile.mkdtemp(prefix="hub-bench-")
+    path = args.path or os.path.join(folder, "hub.sqlite3")
+    if os.path.exists(path):
+        parser.error(f"--path {path} exists; give a new file")
+
+    started = time.perf_counter()
+    output = subprocess.run(
+        [sys.executable, __file__, "--generate-only", "--events", str(args.events), "--path", path, "--seed", str(args.seed)],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    generated = json.loads(output.strip().splitlines()[-1])["events"]
+    generation_seconds = time.perf_counter() - started
+    print(f"generated       {generated:>10,} events in {generation_seconds:7.1f} s ({path}, {os.path.getsize(path) / 2**20:.0f} MiB)")
+
+    from projections.queries import kpis
+    from projections.registry import all_views
+    from projections.runner import ProjectionRunner
+
+    environ = {"HUB_DATABASE_URL": f"sqlite:///{path}"}
+    app = create_application(load_settings(environ))
+    try:
+        count, seconds = read_and_decode(app)
+        raw_rate = count / seconds
+        print(f"read + decode   {count:>10,} events in {seconds:7.1f} s = {raw_rate:>9,.0f} events/s")
+
+        runner = ProjectionRunner(app, all_views())
+        started = time.perf_counter()
+        runner.rebuild()
+        rebuild_seconds = time.perf_counter() - started
+        rebuild_rate = count / rebuild_seconds
+        print(f"rebuild (all)   {count:>10,} events in {rebuild_seconds:7.1f} s = {rebuild_rate:>9,.0f} events/s")
+        print(f"ratio rebuild / raw = {rebuild_rate / raw_rate:.2f} (target 0.33 or more)")
+        with runner.db.transaction(readonly=True) as cursor:
+            tickets = cursor.execute("SELECT COUNT(*) FROM ticket_facts").fetchone()[0]
+        print(f"views: {', '.join(view.name for view in runner.views)}; ticket_facts rows: {tickets:,}")
+
+        timings = []
+        for _ in range(5):
+            started = time.perf_counter()
+            rows = kpis(runner.db, group_by="priority")
+            timings.append(time.perf_counter() - started)
+        print(f"kpis(group_by='priority') median of 5: {statistics.median(timings) * 1000:.1f} ms ({len(rows)} rows)")
+        print(f"peak RSS of this process (read, rebuild, queries): {peak_rss_mib():.0f} MiB (target under 1024)")
+        runner.close()
+    finally:
+        app.close()
+
+    hub = os.path.join(os.path.dirname(sys.executable), "hub")
+    command = [hub, "--log-level", "WARNING", "kpi", "--by", "priority", "--format", "json"]
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, env={**os.environ, **environ})
+    print(f"`hub kpi --by priority --format json` process wall time: {(time.perf_counter() - started) * 1000:.0f} ms "
+          "(includes interpreter start-up, imports and the catch-up check)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

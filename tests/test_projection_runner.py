@@ -1,0 +1,267 @@
+"""The projection runner: exactly-once application, positions, rebuilds and following."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from hub.application import create_application
+from hub.domain import Context, Ticket
+from hub.settings import load_settings
+from projections.db import Database
+from projections.runner import ProjectionRunner, View, start_in_background
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+class OpenedCount(View):
+    """Counts opened tickets, one row per event, so a double application shows as a duplicate key."""
+
+    name = "opened_count"
+    tables = ("opened_events",)
+    topics = (Ticket.Opened,)
+
+    def create(self, cursor):
+        cursor.execute("CREATE TABLE IF NOT EXISTS opened_events (position BIGINT PRIMARY KEY, ticket_id TEXT)")
+
+    def apply_page(self, cursor, events):
+        cursor.executemany(
+            "INSERT INTO opened_events (position, ticket_id) VALUES (?, ?)",
+            [(position, str(event.originator_id)) for position, event in events],
+        )
+
+
+class ReplyTotal(View):
+    """Adds up replies in one counter row, so a page applied twice would inflate the total."""
+
+    name = "reply_total"
+    tables = ("reply_total",)
+    topics = (Ticket.AgentReplied,)
+
+    def create(self, cursor):
+        cursor.execute("CREATE TABLE IF NOT EXISTS reply_total (id INTEGER PRIMARY KEY, replies INTEGER NOT NULL)")
+        cursor.execute("INSERT INTO reply_total (id, replies) VALUES (1, 0) ON CONFLICT (id) DO NOTHING")
+
+    def apply_page(self, cursor, events):
+        cursor.execute("UPDATE reply_total SET replies = replies + ? WHERE id = 1", (len(events),))
+
+
+def record_tickets(app, count, replies=1):
+    ctx = Context(actor_kind="agent", actor_id="agent-1")
+    positions = []
+    for index in range(count):
+        outcome = app.open_ticket(ctx, subject=f"Request {index}", channel="email")
+        positions.extend(outcome.positions)
+        for _ in range(replies):
+            positions.extend(app.execute(Ticket, outcome.aggregate.id, "reply", ctx, body="On it").positions)
+    return positions
+
+
+def scalar(db, sql):
+    with db.transaction(readonly=True) as cursor:
+        return cursor.execute(sql).fetchone()[0]
+
+
+class SimulatedCrash(Exception):
+    pass
+
+
+class CrashingDatabase(Database):
+    """A database whose next position update raises, after the view rows were written."""
+
+    def __init__(self, inner):
+        super().__init__(inner.dialect, inner._backend)
+        self.crash_next_position_update = True
+
+    @contextmanager
+    def transaction(self, *, readonly=False):
+        with super().transaction(readonly=readonly) as cursor:
+            outer = self
+            execute = cursor.execute
+
+            def crashing_execute(sql, params=()):
+                if outer.crash_next_position_update and sql.startswith("UPDATE projection_positions"):
+                    outer.crash_next_position_update = False
+                    raise SimulatedCrash
+                return execute(sql, params)
+
+            cursor.execute = crashing_execute
+            yield cursor
+
+
+def test_catch_up_applies_each_event_once(app):
+    record_tickets(app, 10)
+    runner = ProjectionRunner(app, [OpenedCount(), ReplyTotal()])
+
+    applied = runner.catch_up(page_size=3)
+
+    assert applied == 20
+    assert scalar(runner.db, "SELECT COUNT(*) FROM opened_events") == 10
+    assert scalar(runner.db, "SELECT replies FROM reply_total") == 10
+    assert runner.catch_up() == 0
+    assert scalar(runner.db, "SELECT replies FROM reply_total") == 10
+    runner.close()
+
+
+def test_crash_before_position_is_stored(app):
+    record_tickets(app, 10, replies=0)
+    crashing = CrashingDatabase(Database.for_application(app))
+    runner = ProjectionRunner(app, [ReplyTotal(), OpenedCount()], crashing)
+    runner.setup()
+
+    with pytest.raises(SimulatedCrash):
+        runner.catch_up(page_size=4)
+
+    # The rows of the crashed page rolled back with the position.
+    assert scalar(crashing, "SELECT COUNT(*) FROM opened_events") == 0
+    assert [row["position"] for row in runner.status()] == [0, 0]
+
+    ProjectionRunner(app, [ReplyTotal(), OpenedCount()], crashing).catch_up(page_size=4)
+    assert scalar(crashing, "SELECT COUNT(*) FROM opened_events") == 10
+
+
+def test_process_killed_mid_page_applies_once(tmp_path):
+    url = f"sqlite:///{tmp_path}/hub.sqlite3"
+    app = create_application(load_settings({"HUB_DATABASE_URL": url}))
+    record_tickets(app, 10, replies=1)
+    child = textwrap.dedent(f"""
+        import os
+        from hub.application import create_application
+        from hub.settings import load_settings
+        from projections.runner import ProjectionRunner
+        from tests.test_projection_runner import ReplyTotal
+
+        class DyingReplyTotal(ReplyTotal):
+            pages = 0
+            def apply_page(self, cursor, events):
+                super().apply_page(cursor, events)
+                DyingReplyTotal.pages += 1
+                if DyingReplyTotal.pages == 2:
+                    os._exit(17)  # killed after writing its rows, before the commit
+
+        app = create_application(load_settings({{"HUB_DATABASE_URL": {url!r}}}))
+        ProjectionRunner(app, [DyingReplyTotal()]).catch_up(page_size=6)
+    """)
+
+    result = subprocess.run([sys.executable, "-c", child], cwd=REPOSITORY, capture_output=True, text=True)
+
+    assert result.returncode == 17, result.stderr
+    runner = ProjectionRunner(app, [ReplyTotal()])
+    assert runner.status()[0]["position"] == 6
+    assert scalar(runner.db, "SELECT replies FROM reply_total") == 3
+    runner.catch_up(page_size=6)
+    assert scalar(runner.db, "SELECT replies FROM reply_total") == 10
+    runner.close()
+    app.close()
+
+
+def test_status_reports_position_and_lag(app):
+    record_tickets(app, 5)
+    runner = ProjectionRunner(app, [OpenedCount()])
+
+    before = runner.status()
+    runner.catch_up()
+    after = runner.status()
+
+    assert before == [{"name": "opened_count", "position": 0, "lag": 10}]
+    assert after == [{"name": "opened_count", "position": 10, "lag": 0}]
+    runner.close()
+
+
+def test_rebuild_one_view_replays_it_alone(app):
+    record_tickets(app, 4)
+    runner = ProjectionRunner(app, [OpenedCount(), ReplyTotal()])
+    runner.catch_up()
+    record_tickets(app, 2)
+
+    applied = runner.rebuild("reply_total", page_size=2)
+
+    # 6 replies replayed for reply_total and 2 new openings for opened_count.
+    assert applied == 8
+    assert scalar(runner.db, "SELECT replies FROM reply_total") == 6
+    # The other view kept its rows and position, then caught up on its own events.
+    assert scalar(runner.db, "SELECT COUNT(*) FROM opened_events") == 6
+    assert {row["name"]: row["position"] for row in runner.status()} == {"opened_count": 12, "reply_total": 12}
+    runner.close()
+
+
+def test_rebuild_unknown_view_raises(memory_app):
+    runner = ProjectionRunner(memory_app, [OpenedCount()])
+
+    with pytest.raises(LookupError, match="'nope' is not known; use one of opened_count"):
+        runner.rebuild("nope")
+
+
+def test_duplicate_view_names_rejected(memory_app):
+    with pytest.raises(ValueError, match="'opened_count' is used by more than one view"):
+        ProjectionRunner(memory_app, [OpenedCount(), OpenedCount()])
+
+
+def test_changed_view_version_rebuilds(memory_app):
+    record_tickets(memory_app, 3, replies=0)
+    runner = ProjectionRunner(memory_app, [OpenedCount()])
+    runner.catch_up()
+    with runner.db.transaction() as cursor:
+        cursor.execute("INSERT INTO opened_events (position, ticket_id) VALUES (999, 'stray')")
+
+    class OpenedCountV2(OpenedCount):
+        version = 2
+
+    second = ProjectionRunner(memory_app, [OpenedCountV2()], runner.db)
+    second.catch_up()
+
+    assert scalar(runner.db, "SELECT COUNT(*) FROM opened_events") == 3
+    assert scalar(runner.db, "SELECT version FROM projection_positions WHERE name = 'opened_count'") == 2
+
+
+def test_concurrent_runners_apply_each_page_once(app):
+    record_tickets(app, 30)
+    runners = [ProjectionRunner(app, [ReplyTotal()]) for _ in range(3)]
+    runners[0].setup()
+    errors = []
+
+    def follow(runner):
+        try:
+            runner.catch_up(page_size=5)
+        except Exception as error:  # the assertion below reports it
+            errors.append(error)
+
+    threads = [threading.Thread(target=follow, args=(runner,)) for runner in runners]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert scalar(runners[0].db, "SELECT replies FROM reply_total") == 30
+    for runner in runners:
+        runner.close()
+
+
+def test_background_runner_follows_new_events(app):
+    record_tickets(app, 2)
+    handle = start_in_background(app, [OpenedCount()], poll_interval=0.2)
+    try:
+        positions = record_tickets(app, 3)
+
+        handle.wait(positions[-1], timeout=10)
+
+        assert scalar(handle.runner.db, "SELECT COUNT(*) FROM opened_events") == 5
+        assert handle.error is None
+    finally:
+        handle.stop()
+
+
+def test_wait_times_out_without_runner(memory_app):
+    runner = ProjectionRunner(memory_app, [OpenedCount()])
+    runner.setup()
+    positions = record_tickets(memory_app, 1, replies=0)
+
+    with pytest.raises(TimeoutError, match=f"did not reach position {positions[-1]}"):
+        runner.wait(positions[-1], timeout=0.2)
