@@ -26,6 +26,8 @@ COMMAND_MODULES = (
     "hub.cli.db",
     "hub.cli.projections",
     "hub.cli.sla",
+    "hub.cli.serve",
+    "hub.cli.tokens",
 )
 
 
