@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from hub.domain import ClientAccount, Improvement, KnowledgeArticle, Problem, Report, SlaPolicy, Ticket
+from webhooks.endpoint import WebhookEndpoint
 
 # Fields every event has; the rest are the event's own payload.
 ENVELOPE_FIELDS = (
@@ -23,6 +24,7 @@ AGGREGATE_KINDS: dict[type, str] = {
     Improvement: "improvement",
     KnowledgeArticle: "knowledge_article",
     Report: "report",
+    WebhookEndpoint: "endpoint",
 }
 
 # Event types that subscribers know under a name of their own.
