@@ -205,9 +205,10 @@ def main() -> int:
     environ = {"HUB_DATABASE_URL": f"sqlite:///{path}"}
     app = create_application(load_settings(environ))
     try:
+        # The raw rate is measured before and after the rebuild, and the mean is
+        # used, because other load on the machine moves both figures.
         count, seconds = read_and_decode(app)
-        raw_rate = count / seconds
-        print(f"read + decode   {count:>10,} events in {seconds:7.1f} s = {raw_rate:>9,.0f} events/s")
+        print(f"read + decode   {count:>10,} events in {seconds:7.1f} s = {count / seconds:>9,.0f} events/s")
 
         runner = ProjectionRunner(app, all_views())
         started = time.perf_counter()
@@ -215,7 +216,11 @@ def main() -> int:
         rebuild_seconds = time.perf_counter() - started
         rebuild_rate = count / rebuild_seconds
         print(f"rebuild (all)   {count:>10,} events in {rebuild_seconds:7.1f} s = {rebuild_rate:>9,.0f} events/s")
-        print(f"ratio rebuild / raw = {rebuild_rate / raw_rate:.2f} (target 0.33 or more)")
+
+        count, seconds_after = read_and_decode(app)
+        print(f"read + decode   {count:>10,} events in {seconds_after:7.1f} s = {count / seconds_after:>9,.0f} events/s (again)")
+        raw_rate = count / ((seconds + seconds_after) / 2)
+        print(f"ratio rebuild / raw = {rebuild_rate / raw_rate:.2f} (target 0.33 or more; raw = {raw_rate:,.0f} events/s, mean of both reads)")
         with runner.db.transaction(readonly=True) as cursor:
             tickets = cursor.execute("SELECT COUNT(*) FROM ticket_facts").fetchone()[0]
         print(f"views: {', '.join(view.name for view in runner.views)}; ticket_facts rows: {tickets:,}")
