@@ -1,0 +1,45 @@
+"""The dashboard: server-rendered pages for analysts, auditors and admins, under ``/``.
+
+Pages read the same query functions as the API (``projections.queries``,
+``projections.sla``, the application's history and point-in-time reads), so a
+figure on a page and in the API's JSON is computed in one place. The browser
+loads only files this package serves: the templates, ``static/hub.css``,
+``static/hub.js`` and the vendored Chart.js build.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Blueprint, Flask
+
+from hub.web.pages import attention, audit, improvements, overview, session, variability
+from hub.web.pages.formatting import register_filters
+
+WEB_FOLDER = Path(__file__).resolve().parent.parent
+TEMPLATE_FOLDER = WEB_FOLDER / "templates"
+STATIC_FOLDER = WEB_FOLDER / "static"
+# The app's own /static route may serve another folder, so the dashboard's files get their own path.
+STATIC_URL_PATH = "/assets"
+
+PAGE_MODULES = (session, overview, attention, variability, audit, improvements)
+
+
+def create_blueprint() -> Blueprint:
+    """Build the dashboard blueprint; register it on the API's Flask app without a URL prefix."""
+    blueprint = Blueprint(
+        "pages", __name__,
+        template_folder=str(TEMPLATE_FOLDER),
+        static_folder=str(STATIC_FOLDER),
+        static_url_path=STATIC_URL_PATH,
+    )
+    for module in PAGE_MODULES:
+        module.add_routes(blueprint)
+    blueprint.record_once(lambda state: configure_app(state.app))
+    return blueprint
+
+
+def configure_app(app: Flask) -> None:
+    """Set the session cookie defaults and the template filters the pages need."""
+    session.configure_sessions(app)
+    register_filters(app)
