@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "hub.cli.sla",
     "hub.cli.serve",
     "hub.cli.tokens",
+    "hub.cli.connections",
 )
 
 

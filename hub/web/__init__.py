@@ -47,6 +47,7 @@ BLUEPRINT_FACTORIES: list[str] = [
     "hub.web.views:create_blueprint",
     "hub.web.stream:create_blueprint",
     "hub.web.pages:create_blueprint",
+    "connectors.api:create_blueprint",
 ]
 
 DEFAULT_CONFIG: dict[str, Any] = {
