@@ -7,7 +7,7 @@ definitions. Times are ISO 8601 text in UTC with microseconds
 backends; durations are calendar hours. ``ticket_backlog_changes`` has one row
 per event that moves a ticket into or out of the backlog (+1 or -1), from which
 the backlog at any time is a running sum; its ``kind`` is the event (opened,
-resolved, closed, reopened, rejected).
+resolved, closed, reopened, rejected, status_changed).
 
 Definitions, matching the events:
 
@@ -15,10 +15,11 @@ Definitions, matching the events:
   ``ClarificationRequested``); a reply by a ``system`` actor is an automatic
   acknowledgement and does not count, nor do notes.
 - first resolution: the earliest ``Resolved``. Final resolution: the latest
-  ``Resolved`` that no ``Reopened`` or ``ResolutionRejected`` followed; a ticket
-  that is open again has none.
+  ``Resolved`` that no ``Reopened``, ``ResolutionRejected`` or status change
+  followed; a ticket that is open again has none.
 - backlog: a ticket is in the backlog from opening until it is resolved or
-  closed, and again after it is reopened or its resolution is rejected.
+  closed, and again after it is reopened, its resolution is rejected or its
+  status is changed from resolved to an open status.
 """
 
 from __future__ import annotations
@@ -275,6 +276,11 @@ def _public_reply(facts: dict[str, Any], event: Any) -> int:
 
 
 def _status_changed(facts: dict[str, Any], event: Any) -> int:
+    # A status change can take a resolved ticket back to work without a reopen.
+    if facts["status"] == "resolved":
+        change = _no_longer_resolved(facts)
+        facts["status"] = event.status
+        return change
     facts["status"] = event.status
     return 0
 
@@ -363,6 +369,7 @@ BACKLOG_KINDS = {
     Ticket.Closed: "closed",
     Ticket.Reopened: "reopened",
     Ticket.ResolutionRejected: "rejected",
+    Ticket.StatusChanged: "status_changed",
 }
 
 HANDLERS = {
