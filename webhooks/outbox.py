@@ -452,7 +452,7 @@ class Outbox:
         placeholders = ", ".join("?" for _ in ids)
         cursor.execute(
             f"SELECT {_CLAIM_COLUMNS} FROM {MESSAGES_TABLE} m JOIN {ENDPOINTS_TABLE} e ON e.id = m.endpoint_id"
-            f" WHERE m.id IN ({placeholders})",
+            f" WHERE m.id IN ({placeholders}) ORDER BY m.next_attempt_at, m.id",
             tuple(ids),
         )
         claims = []

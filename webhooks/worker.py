@@ -266,7 +266,8 @@ class DeliveryWorker:
         delay = next_delay(step, self.policy.schedule, self.rng, retry_after)
         if delay is None:
             return Decision(FAILED, step, None)
-        return Decision(PENDING, step, to_seconds(now) + delay)
+        # Computed on the datetime, so the stored seconds convert back to the same microsecond.
+        return Decision(PENDING, step, to_seconds(now + timedelta(seconds=delay)))
 
     def _log_attempt(self, claim: Claim, outcome: str, result: AttemptResult, decision: Decision) -> None:
         if outcome == "success":

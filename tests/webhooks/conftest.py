@@ -14,7 +14,8 @@ from hub.application import create_application
 from hub.domain import Context, Ticket
 from hub.secrets import SecretBox, generate_key
 from hub.settings import load_settings
-from tests.conftest import store_url
+from tests.conftest import STORE_KINDS, store_url
+from webhooks.guard import resolve_host
 from webhooks.service import WebhookService
 from webhooks.worker import DeliveryPolicy, WebhookRuntime
 
@@ -105,6 +106,17 @@ def receivers() -> Iterator[Callable[..., Receiver]]:
             pass
 
 
+# example.com's address: public, so it passes the SSRF guard; no test sends anything to it.
+PUBLIC_ADDRESS = "93.184.215.14"
+
+
+def resolve_example_hosts(host: str, port: int) -> list[str]:
+    """Resolve hooks.example.com names to a public address without DNS, and others as usual."""
+    if host == "example.com" or host.endswith(".example.com"):
+        return [PUBLIC_ADDRESS]
+    return resolve_host(host, port)
+
+
 # A short schedule keeps every attempt of a test within the five minutes that
 # the standardwebhooks verifier accepts around the real time.
 SHORT_SCHEDULE = (5.0, 10.0, 20.0)
@@ -127,6 +139,7 @@ class Harness:
         self.outbox = self.runtime.outbox
         self.service = WebhookService(
             self.app, self.outbox, self.box, allow_private=True, clock=self.clock, wake=self.dispatch,
+            resolve=resolve_example_hosts,
         )
 
     def dispatch(self) -> int:
@@ -191,3 +204,12 @@ def make_harness(tmp_path) -> Iterator[Callable[..., Harness]]:
 @pytest.fixture
 def harness(make_harness) -> Harness:
     return make_harness()
+
+
+@pytest.fixture(params=STORE_KINDS)
+def store_harness(request, make_harness) -> Harness:
+    """A harness on each kind of store: SQLite file, shared in-memory SQLite, PostgreSQL."""
+    extra: dict[str, str] = {}
+    if request.param == "postgresql":
+        extra["POSTGRES_SCHEMA"] = request.getfixturevalue("postgres_schema")
+    return make_harness(request.param, extra)
