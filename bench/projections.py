@@ -11,16 +11,19 @@ Steps, each timed on its own:
    cycles) into a new SQLite file, in a child process, until ``--events`` events exist;
 2. read and decode every event from the store in pages of 1000 (the raw rate);
 3. rebuild every registered view from the first event;
-4. run the KPI query of ``hub kpi --by priority`` five times (median), then the
-   command itself once as a child process.
+4. run the KPI query of ``hub kpi --by priority`` five times (median), the command
+   in this process five times, and the command once as a new process.
 
-It prints events/s for steps 2 and 3 with their ratio, the peak resident memory
-of this process during steps 2-4 (the generator runs in a child), and the KPI times.
+It prints events/s for steps 2 and 3 with their ratio, the share of the rebuild
+spent reading and decoding, the time in each view, the peak resident memory of
+this process during steps 2-4 (the generator runs in a child), and the KPI times.
+``--reuse --path FILE`` repeats steps 2-4 on a store generated before.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -172,32 +175,36 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000, help="events to generate (default: 1000000)")
-    parser.add_argument("--path", help="SQLite file to write (default: a new file in a temporary folder)")
-    parser.add_argument("--seed", type=int, default=7, help="random seed of the generator (default: 7)")
-    parser.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+class Stopwatch:
+    """Adds up the time spent in wrapped callables, by label."""
 
-    if args.generate_only:
-        generate(args.path, args.events, args.seed)
-        return 0
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
 
-    folder = tempfile.mkdtemp(prefix="hub-bench-")
-    path = args.path or os.path.join(folder, "hub.sqlite3")
-    if os.path.exists(path):
-        parser.error(f"--path {path} exists; give a new file")
+    def wrap(self, label: str, function):
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - started
 
+        return timed
+
+
+def generate_store(path: str, events: int, seed: int) -> None:
     started = time.perf_counter()
     output = subprocess.run(
-        [sys.executable, __file__, "--generate-only", "--events", str(args.events), "--path", path, "--seed", str(args.seed)],
+        [sys.executable, __file__, "--generate-only", "--events", str(events), "--path", path, "--seed", str(seed)],
         check=True, capture_output=True, text=True,
     ).stdout
     generated = json.loads(output.strip().splitlines()[-1])["events"]
-    generation_seconds = time.perf_counter() - started
-    print(f"generated       {generated:>10,} events in {generation_seconds:7.1f} s ({path}, {os.path.getsize(path) / 2**20:.0f} MiB)")
+    seconds = time.perf_counter() - started
+    print(f"generated        {generated:>10,} events in {seconds:7.1f} s ({path}, {os.path.getsize(path) / 2**20:.0f} MiB)")
 
+
+def measure(path: str) -> None:
+    from hub.cli import main as hub_main
     from projections.queries import kpis
     from projections.registry import all_views
     from projections.runner import ProjectionRunner
@@ -205,22 +212,38 @@ def main() -> int:
     environ = {"HUB_DATABASE_URL": f"sqlite:///{path}"}
     app = create_application(load_settings(environ))
     try:
-        # The raw rate is measured before and after the rebuild, and the mean is
-        # used, because other load on the machine moves both figures.
-        count, seconds = read_and_decode(app)
-        print(f"read + decode   {count:>10,} events in {seconds:7.1f} s = {count / seconds:>9,.0f} events/s")
+        # The raw rate is measured before and after the rebuild and averaged,
+        # because other load on the machine moves every figure.
+        count, before = read_and_decode(app)
+        print(f"read + decode    {count:>10,} events in {before:7.1f} s = {count / before:>9,.0f} events/s")
 
-        runner = ProjectionRunner(app, all_views())
+        # Time the reads and decodes inside the rebuild too: their share of the
+        # rebuild is the same ratio, measured under the same load.
+        stopwatch = Stopwatch()
+        app.recorder.select_notifications = stopwatch.wrap("read", app.recorder.select_notifications)
+        app.mapper.to_domain_event = stopwatch.wrap("decode", app.mapper.to_domain_event)
+        views = all_views()
+        for view in views:
+            view.apply_page = stopwatch.wrap(f"view {view.name}", view.apply_page)
+            view.after_catch_up = stopwatch.wrap(f"after catch-up {view.name}", view.after_catch_up)
+        runner = ProjectionRunner(app, views)
         started = time.perf_counter()
         runner.rebuild()
         rebuild_seconds = time.perf_counter() - started
         rebuild_rate = count / rebuild_seconds
-        print(f"rebuild (all)   {count:>10,} events in {rebuild_seconds:7.1f} s = {rebuild_rate:>9,.0f} events/s")
+        print(f"rebuild (all)    {count:>10,} events in {rebuild_seconds:7.1f} s = {rebuild_rate:>9,.0f} events/s")
+        app.recorder.select_notifications = type(app.recorder).select_notifications.__get__(app.recorder)
+        app.mapper.to_domain_event = type(app.mapper).to_domain_event.__get__(app.mapper)
 
-        count, seconds_after = read_and_decode(app)
-        print(f"read + decode   {count:>10,} events in {seconds_after:7.1f} s = {count / seconds_after:>9,.0f} events/s (again)")
-        raw_rate = count / ((seconds + seconds_after) / 2)
-        print(f"ratio rebuild / raw = {rebuild_rate / raw_rate:.2f} (target 0.33 or more; raw = {raw_rate:,.0f} events/s, mean of both reads)")
+        count, after = read_and_decode(app)
+        print(f"read + decode    {count:>10,} events in {after:7.1f} s = {count / after:>9,.0f} events/s (again)")
+        raw_rate = count / ((before + after) / 2)
+        print(f"ratio rebuild / raw = {rebuild_rate / raw_rate:.2f} (target 0.33 or more; raw {raw_rate:,.0f} events/s, mean of both reads)")
+        inside = stopwatch.seconds.get("read", 0.0) + stopwatch.seconds.get("decode", 0.0)
+        print(f"ratio inside the rebuild = {inside / rebuild_seconds:.2f} ({inside:.1f} s of {rebuild_seconds:.1f} s spent reading and decoding)")
+        for label, seconds in sorted(stopwatch.seconds.items(), key=lambda item: -item[1]):
+            if seconds >= 0.05:
+                print(f"    {label:<32} {seconds:7.1f} s")
         with runner.db.transaction(readonly=True) as cursor:
             tickets = cursor.execute("SELECT COUNT(*) FROM ticket_facts").fetchone()[0]
         print(f"views: {', '.join(view.name for view in runner.views)}; ticket_facts rows: {tickets:,}")
@@ -230,18 +253,57 @@ def main() -> int:
             started = time.perf_counter()
             rows = kpis(runner.db, group_by="priority")
             timings.append(time.perf_counter() - started)
-        print(f"kpis(group_by='priority') median of 5: {statistics.median(timings) * 1000:.1f} ms ({len(rows)} rows)")
-        print(f"peak RSS of this process (read, rebuild, queries): {peak_rss_mib():.0f} MiB (target under 1024)")
+        print(f"kpis(db, group_by='priority'), median of 5: {statistics.median(timings) * 1000:.1f} ms ({len(rows)} rows)")
+        print(f"peak RSS of this process (reads, rebuild, queries): {peak_rss_mib():.0f} MiB (target under 1024)")
         runner.close()
     finally:
         app.close()
 
+    # The command in this process, after its imports: opening the store, the
+    # catch-up check and the query.
+    os.environ.update(environ)
+    timings = []
+    for _ in range(5):
+        started = time.perf_counter()
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+            hub_main(["--log-level", "WARNING", "kpi", "--by", "priority", "--format", "json"])
+        timings.append(time.perf_counter() - started)
+    print(f"`hub kpi --by priority --format json` in process, median of 5: {statistics.median(timings) * 1000:.0f} ms")
+
     hub = os.path.join(os.path.dirname(sys.executable), "hub")
-    command = [hub, "--log-level", "WARNING", "kpi", "--by", "priority", "--format", "json"]
     started = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True, env={**os.environ, **environ})
-    print(f"`hub kpi --by priority --format json` process wall time: {(time.perf_counter() - started) * 1000:.0f} ms "
-          "(includes interpreter start-up, imports and the catch-up check)")
+    subprocess.run(
+        [hub, "--log-level", "WARNING", "kpi", "--by", "priority", "--format", "json"],
+        check=True, capture_output=True,
+    )
+    print(f"`hub kpi --by priority --format json` as a new process: {(time.perf_counter() - started) * 1000:.0f} ms "
+          "(with interpreter start-up and the imports of every command)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000, help="events to generate (default: 1000000)")
+    parser.add_argument("--path", help="SQLite file to write (default: a new file in a temporary folder)")
+    parser.add_argument("--seed", type=int, default=7, help="random seed of the generator (default: 7)")
+    parser.add_argument(
+        "--reuse", action="store_true", help="measure the existing store at --path instead of generating one"
+    )
+    parser.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.generate_only:
+        generate(args.path, args.events, args.seed)
+        return 0
+
+    path = args.path or os.path.join(tempfile.mkdtemp(prefix="hub-bench-"), "hub.sqlite3")
+    if args.reuse:
+        if not args.path or not os.path.exists(path):
+            parser.error("--reuse needs --path of an existing store")
+    elif os.path.exists(path):
+        parser.error(f"--path {path} exists; give a new file or add --reuse")
+    else:
+        generate_store(path, args.events, args.seed)
+    measure(path)
     return 0
 
 

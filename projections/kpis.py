@@ -114,7 +114,8 @@ def spread(values: list[float], prefix: str) -> dict[str, float | None]:
     if not values:
         return dict.fromkeys((f"{prefix}_p50", f"{prefix}_p90", f"{prefix}_mean", f"{prefix}_stddev", f"{prefix}_cv"))
     mean = math.fsum(values) / len(values)
-    variance = math.fsum((value - mean) ** 2 for value in values) / len(values)
+    deviations = [value - mean for value in values]
+    variance = math.fsum([deviation * deviation for deviation in deviations]) / len(values)
     stddev = math.sqrt(variance)
     return {
         f"{prefix}_p50": percentile(values, 0.5),

@@ -241,11 +241,7 @@ class ProjectionRunner:
                     )
                     continue
                 follower = self._followers[name]
-                topics = follower.topics
-                page = [
-                    (position, event) for position, topic, event in decoded
-                    if position > start and (not topics or topic in topics)
-                ]
+                page = _select(decoded, start, follower.topics)
                 if page:
                     follower.view.apply_page(cursor, page)
                     applied.update(position for position, _ in page)
@@ -352,6 +348,15 @@ class ProjectionRunner:
     def close(self) -> None:
         if self._owns_db:
             self.db.close()
+
+
+def _select(decoded: list[tuple[int, str, Any]], start: int, topics: frozenset[str]) -> EventPage:
+    """Return the decoded events after ``start`` whose topic is in ``topics`` (every topic when empty)."""
+    if decoded and decoded[0][0] <= start:
+        decoded = [entry for entry in decoded if entry[0] > start]
+    if not topics:
+        return [(position, event) for position, _, event in decoded]
+    return [(position, event) for position, topic, event in decoded if topic in topics]
 
 
 class _Listener:
