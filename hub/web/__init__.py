@@ -46,6 +46,7 @@ BLUEPRINT_FACTORIES: list[str] = [
     "hub.web.knowledge:create_blueprint",
     "hub.web.views:create_blueprint",
     "hub.web.stream:create_blueprint",
+    "webhooks.api:create_blueprint",
     "hub.web.pages:create_blueprint",
     "connectors.api:create_blueprint",
 ]
