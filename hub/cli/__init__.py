@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "hub.cli.serve",
     "hub.cli.tokens",
     "hub.cli.connections",
+    "hub.cli.webhooks",
 )
 
 
