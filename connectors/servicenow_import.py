@@ -23,6 +23,7 @@ import csv
 import gzip
 import io
 import logging
+import operator
 import sys
 import time
 from collections import Counter
@@ -221,6 +222,8 @@ def read_export(path: str | Path) -> ExportRows:
             raise ImportFileError(f"{path} cannot be read as CSV: {error}") from None
         columns = _column_positions(path, header)
         positions = list(columns.values())
+        pick = operator.itemgetter(*positions)
+        width = max(positions) + 1
         number_index = list(columns).index("number")
         interned: dict[str, str] = {}
         export = ExportRows(columns={name: index for index, name in enumerate(columns)}, incidents={})
@@ -229,10 +232,10 @@ def read_export(path: str | Path) -> ExportRows:
                 if not raw:
                     continue
                 export.rows_read += 1
-                values = tuple(
-                    interned.setdefault(raw[position], raw[position]) if position < len(raw) else ""
-                    for position in positions
-                )
+                if len(raw) < width:
+                    raw = raw + [""] * (width - len(raw))
+                picked = pick(raw)
+                values = tuple(map(interned.setdefault, picked, picked))
                 number = values[number_index].strip()
                 if not number or number == MISSING:
                     export.rows_without_number.append(reader.line_num)
@@ -262,35 +265,50 @@ def _column_positions(path: str | Path, header: list[str]) -> dict[str, int]:
 
 
 class RowParser:
-    """Turn raw export rows into records with parsed values, as the mapping expects."""
+    """Turn raw export rows into records with parsed values, as the mapping expects.
+
+    Each column remembers the values it has converted, because most values repeat
+    from row to row.
+    """
 
     def __init__(self, columns: Mapping[str, int], zone: tzinfo) -> None:
-        self.columns = columns
         self.zone = zone
-        self._times: dict[str, datetime] = {}
+        converters = {
+            **dict.fromkeys(COUNT_FIELDS, self._count),
+            **dict.fromkeys(FLAG_FIELDS, self._flag),
+            **dict.fromkeys(TIME_FIELDS, self._time),
+            "incident_state": self._state,
+        }
+        # The time columns share one cache, because they repeat each other's values.
+        times: dict[str, Any] = {}
+        self._plan = [
+            (name, index, converters.get(name, self._text), times if name in TIME_FIELDS else {})
+            for name, index in columns.items()
+        ]
 
     def parse(self, values: tuple[str, ...]) -> dict[str, Any]:
         record: dict[str, Any] = {}
-        for name, position in self.columns.items():
-            text = values[position].strip()
-            if text == MISSING or text == "":
-                record[name] = None
-            elif name in COUNT_FIELDS:
-                record[name] = self._count(name, text)
-            elif name in FLAG_FIELDS:
-                record[name] = self._flag(name, text)
-            elif name in TIME_FIELDS:
-                record[name] = self._time(name, text)
-            else:
-                record[name] = text
+        for name, index, convert, converted in self._plan:
+            text = values[index]
+            try:
+                record[name] = converted[text]
+            except KeyError:
+                value = None if text.strip() in (MISSING, "") else convert(name, text.strip())
+                record[name] = converted[text] = value
         for name in REQUIRED_FIELDS:
             if record.get(name) is None:
                 raise RowError(f"missing {_file_name(name)}", f"{_file_name(name)} is missing")
+        return record
+
+    def _text(self, name: str, text: str) -> str:
+        return text
+
+    def _state(self, name: str, text: str) -> str:
         try:
-            ticket_status(record["incident_state"])
+            ticket_status(text)
         except MappingError as error:
             raise RowError(error.reason, str(error)) from None
-        return record
+        return text
 
     def _count(self, name: str, text: str) -> int:
         if not text.isdigit():
@@ -304,16 +322,12 @@ class RowParser:
         return lowered == "true"
 
     def _time(self, name: str, text: str) -> datetime:
-        parsed = self._times.get(text)
-        if parsed is None:
-            naive = parse_naive_timestamp(text)
-            if naive is None:
-                column = _file_name(name)
-                msg = f"{column} {text!r} is not a date such as 29/2/2016 13:05 or 2016-02-29 13:05:00"
-                raise RowError(f"invalid date in {column}", msg)
-            parsed = naive.replace(tzinfo=self.zone)
-            self._times[text] = parsed
-        return parsed
+        naive = parse_naive_timestamp(text)
+        if naive is None:
+            column = _file_name(name)
+            msg = f"{column} {text!r} is not a date such as 29/2/2016 13:05 or 2016-02-29 13:05:00"
+            raise RowError(f"invalid date in {column}", msg)
+        return naive.replace(tzinfo=self.zone)
 
 
 def parse_naive_timestamp(text: str) -> datetime | None:

@@ -282,7 +282,10 @@ def _status_changes(
 
 
 def _differs(old: Mapping[str, Any], new: Mapping[str, Any], fields: tuple[str, ...]) -> bool:
-    return any(old.get(name) != new.get(name) for name in fields)
+    for name in fields:
+        if old.get(name) != new.get(name):
+            return True
+    return False
 
 
 def _require_time(record: Mapping[str, Any], name: str) -> datetime:

@@ -451,7 +451,8 @@ def incident_figures(rows: list[dict[str, str]]) -> dict[str, Any]:
 
     Resolutions follow state changes into Resolved: at ``resolved_at`` once the
     incident has its final reopen count, else at the row's update time. A rise
-    of ``reopen_count`` reopens the incident and cancels its resolution. The
+    of ``reopen_count`` reopens the incident and cancels its resolution, and so
+    does a change from Resolved back to an open state. The
     first row whose (group, assignee) is non-empty and differs from the row
     before is an assignment, and every later one a reassignment.
     """
@@ -474,6 +475,8 @@ def incident_figures(rows: list[dict[str, str]]) -> dict[str, Any]:
             assigned = True
         previous_pair = pair
         new_status = STATE_STATUS[row["incident_state"]]
+        if status == "resolved" and new_status in ("new", "open", "pending", "on_hold"):
+            resolution = None
         if new_status == "resolved" and status != "resolved":
             final = int(row["reopen_count"]) == final_reopens and row["resolved_at"] != "?"
             resolution = read_time(row["resolved_at"] if final else row["sys_updated_at"])
