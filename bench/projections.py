@@ -15,8 +15,9 @@ Steps, each timed on its own:
    in this process five times, and the command once as a new process.
 
 It prints events/s for steps 2 and 3 with their ratio, the share of the rebuild
-spent reading and decoding, the time in each view, the peak resident memory of
-this process during steps 2-4 (the generator runs in a child), and the KPI times.
+spent reading and decoding, and the time in each view. It also prints the KPI
+times and the peak resident memory of this process during steps 2-4, which
+leaves out the generator because that runs in a child process.
 ``--reuse --path FILE`` repeats steps 2-4 on a store generated before.
 """
 

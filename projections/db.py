@@ -1,4 +1,4 @@
-"""Connections to the database that holds the event store, for the view tables.
+"""Connections to the event store's database, for the view tables.
 
 Views live next to the events (same SQLite file, same PostgreSQL database and
 schema), so that a view's rows and its position commit in one transaction and
@@ -107,8 +107,8 @@ class Database:
         """Connect to the database of ``app``'s event store.
 
         On SQLite the connections are borrowed from the application's own pool,
-        so that views and events share its locks; this is what keeps a shared
-        in-memory store free of "table is locked" errors.
+        so that views and events share its locks. Without that, a shared
+        in-memory store fails with "database table is locked" errors.
         """
         module = type(app.factory).__module__
         if module.startswith("eventsourcing.sqlite"):
@@ -139,9 +139,9 @@ class Database:
         """
         if settings.store == "sqlite":
             assert settings.sqlite_path is not None
-            # NOTE: a shared in-memory store opened here and by an application in the
-            # same process can fail with "database table is locked"; use
-            # for_application() there.
+            # NOTE: A shared in-memory store opened here and by an application in
+            # the same process can fail with "database table is locked" errors.
+            # Use for_application() there.
             return cls("sqlite", _OwnSQLite(settings.sqlite_path))
         params = {
             "dbname": settings.postgres["POSTGRES_DBNAME"],
@@ -181,8 +181,8 @@ class _BorrowedSQLite:
     @contextmanager
     def transaction(self, readonly: bool) -> Iterator[Any]:
         with self._datastore.get_connection(commit=not readonly) as connection:
-            # The library's SQLiteCursor keeps the sqlite3 cursor here; its rows
-            # would be sqlite3.Row objects, and tuples are cheaper to compare.
+            # The library's SQLiteCursor wraps this sqlite3 cursor. Plain tuples
+            # replace its sqlite3.Row objects, so both backends return the same rows.
             raw = connection.cursor().sqlite_cursor
             raw.row_factory = None
             _begin(raw, readonly)

@@ -92,12 +92,13 @@ def improvements(
 
     Each entry has the plan (``kpi``, ``baseline``, ``target``, ``filters``), the
     change, the check window with the value recorded at check time
-    (``measured``), the decision, and, when ``measure`` is true and the cycle has
-    a check window, ``measured_from_views``: the KPI recomputed from the KPI
-    views over the tickets opened in that window, with the cycle's filters.
+    (``measured``) and the decision. When ``measure`` is true and the cycle has
+    a check window, ``measured_from_views`` is the KPI recomputed from the KPI
+    views over the tickets opened in that window, with the cycle's filters, and
+    ``measure_error`` says why it is None when it cannot be computed.
     ``change_from_baseline`` is that value (or the recorded one) minus the
-    baseline, and ``target_met`` compares it with the target in the direction
-    the plan implies (a target below the baseline means lower is better).
+    baseline. ``target_met`` compares it with the target in the direction the
+    plan implies: a target below the baseline means lower is better.
     """
     if phase is not None and phase not in PHASES:
         msg = f"phase {phase!r} is invalid; use one of {', '.join(PHASES)}"

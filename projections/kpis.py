@@ -4,7 +4,7 @@ Each KPI row covers the tickets opened in ``[since, until)`` that match the
 filters, grouped by one dimension. The definitions:
 
 - ``first_response_hours_*``: opened to the first public agent message, in
-  calendar hours (see :mod:`projections.tickets`); ``first_response_business_hours_*``
+  calendar hours (see :mod:`projections.tickets`). ``first_response_business_hours_*``
   is the SLA view's business time for the first-response target, when that view exists.
 - ``first_resolution_hours_*`` and ``resolution_hours_*``: opened to the first and
   to the final resolution, over tickets that have one.
@@ -487,12 +487,12 @@ ALL_KEY = "*"
 
 
 class KpiSummaryView(View):
-    """KPI rows for every single-dimension grouping, without filters, recomputed after catch-up.
+    """KPI rows of every single-dimension grouping without filters, recomputed after catch-up.
 
     Computing KPIs scans every ticket, so a dashboard or ``hub kpi`` reads
     these stored rows instead. Each refresh stores the positions of the views
-    it read; :func:`kpis` uses the stored rows only while those positions are
-    still current and computes from the tickets otherwise. Refreshes are
+    it read. :func:`kpis` uses the stored rows only while those positions are
+    still current, and computes from the tickets otherwise. Refreshes are
     throttled to at most one per ``min_interval`` seconds, or ten times the
     last refresh's duration when that is longer.
     """
@@ -589,8 +589,8 @@ def kpis(
 ) -> list[dict[str, Any]]:
     """Return KPI rows for the tickets opened in ``[since, until)`` that match ``filters``.
 
-    ``group_by`` is one of ``DIMENSIONS`` or None for one overall row; each row
-    holds the group's value under the dimension's name, then the metrics
+    ``group_by`` is one of ``DIMENSIONS``, or None for one overall row. Each row
+    contains the group's value under the dimension's name, then the metrics
     described in this module's docstring. ``filters`` maps dimensions to values,
     for example ``{"priority": "high", "channel": "email"}``. Raises
     KpiQueryError for an unknown dimension, filter or FCR definition.

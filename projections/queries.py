@@ -15,7 +15,10 @@ query never replays events. Signatures are stable:
 - ``improvements(db, phase=None, kpi=None, measure=True) -> list[dict]``
 - ``projection_status(db) -> list[dict]`` (positions only; the runner adds the lag)
 
-Times in results are ISO 8601 UTC text; arguments are aware datetimes.
+Times in results are ISO 8601 UTC text, and time arguments are aware
+datetimes. An invalid argument raises ``KpiQueryError`` or
+``EscalationQueryError`` (both ``ValueError``) with a message that names it and
+the accepted values; ``improvements`` raises ``ValueError`` for an unknown phase.
 """
 
 from __future__ import annotations
@@ -24,13 +27,13 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from projections.db import Database
-from projections.escalations import escalation_history, escalation_summary, escalations
+from projections.escalations import EscalationQueryError, escalation_history, escalation_summary, escalations
 from projections.improvements import improvements
 from projections.kpis import DIMENSIONS, PERIODS, KpiQueryError, kpis
 from projections.tickets import FACT_COLUMNS, iso_utc
 
 __all__ = [
-    "backlog", "escalation_history", "escalation_summary", "escalations", "improvements",
+    "EscalationQueryError", "KpiQueryError", "backlog", "escalation_history", "escalation_summary", "escalations", "improvements",
     "kpis", "projection_status", "ticket_facts",
 ]
 
@@ -77,7 +80,9 @@ def backlog(
     number of tickets open (not resolved or closed) at the end of the period,
     counting every change before ``since`` too. ``filters`` selects tickets by
     their current dimensions, as in :func:`kpis`. Periods without changes
-    between the first and the last are included with zeros.
+    between the first and the last are included with zeros. Periods are whole
+    UTC days, weeks or months, so a ``since`` inside a day includes that whole
+    day, and the day containing ``until`` ends at ``until``.
     """
     if period not in PERIODS:
         msg = f"period {period!r} is invalid; use one of {', '.join(PERIODS)}"
@@ -123,7 +128,6 @@ def backlog(
         counts[0] += int(opened)
         counts[1] += int(resolved)
         counts[2] += int(change)
-    # NOTE: with ``since`` inside a day, the whole day counts; periods are whole UTC days.
 
     rows: list[dict[str, Any]] = []
     if not totals:

@@ -7,26 +7,40 @@ with its new position in ``projection_positions``, in one transaction. A crash
 anywhere before that commit leaves neither rows nor position, so the page is
 applied again after a restart and every event counts once.
 
-Several runners may follow the same database (the embedded runner and one or
-more ``hub worker`` processes): each transaction locks the position rows it
-advances (``SELECT ... FOR UPDATE`` on PostgreSQL, the database write lock on
-SQLite) and skips a view whose position moved since the page was read.
+Several runners may follow the same database, for example the embedded runner
+and one or more ``hub worker`` processes. Each transaction locks the position
+rows it advances (``SELECT ... FOR UPDATE`` on PostgreSQL, the database write
+lock on SQLite) and skips a view whose position moved since the page was read.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import psycopg
+from eventsourcing.persistence import InterfaceError, OperationalError
 from eventsourcing.utils import get_topic
 
 from projections.db import Cursor, Database
 
 logger = logging.getLogger(__name__)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Tell whether a database error can pass by itself: a lost connection, or a lock held too long."""
+    if isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError)):
+        return True
+    if isinstance(error, (sqlite3.OperationalError, OperationalError, InterfaceError)):
+        text = str(error).lower()
+        return any(word in text for word in ("locked", "busy", "connection", "timed out", "timeout"))
+    return False
+
 
 POSITIONS_TABLE = "projection_positions"
 
@@ -39,16 +53,22 @@ CREATE_POSITIONS_TABLE = (
 
 DEFAULT_PAGE_SIZE = 1000
 
+# Maximum pause, in seconds, between retries after a transient database error.
+MAX_RETRY_PAUSE = 30.0
+
 EventPage = list[tuple[int, Any]]
 
 
 class View:
     """A read model stored in SQL tables and fed by the event stream.
 
-    Subclasses set ``name`` (unique; also the key of the view's position),
-    ``tables`` (dropped by the default :meth:`drop`), optionally ``topics`` (event
-    classes or topic strings; empty means every event) and ``version`` (raise it
-    when the tables or their meaning change: the runner then rebuilds the view).
+    Subclasses set these class attributes:
+
+    - ``name``: unique, and the key of the view's position.
+    - ``tables``: the tables that the default :meth:`drop` drops.
+    - ``topics`` (optional): event classes or topic strings. Empty means every event.
+    - ``version``: raise it when the tables or their meaning change, and the
+      runner rebuilds the view when it next starts.
     """
 
     name: ClassVar[str]
@@ -86,7 +106,7 @@ class View:
 
 @dataclass
 class _Follower:
-    """A view and what the runner knows about it."""
+    """A view with its topic names and its last read position."""
 
     view: View
     topics: frozenset[str]
@@ -148,8 +168,8 @@ class ProjectionRunner:
     def rebuild(self, name: str | None = None, *, catch_up: bool = True, page_size: int = DEFAULT_PAGE_SIZE) -> int:
         """Drop a view (every view when ``name`` is None), recreate it and replay it from the first event.
 
-        The drop, the new empty tables and the reset position commit together;
-        the replay then commits page by page like any catch-up, so queries see
+        The drop, the new empty tables and the reset position commit together.
+        The replay then commits page by page like any catch-up, so queries see
         the view fill up. Returns the number of events applied.
         """
         if name is not None and name not in self._followers:
@@ -260,7 +280,8 @@ class ProjectionRunner:
             return {}
         placeholders = ", ".join("?" for _ in names)
         lock = " FOR UPDATE" if self.db.dialect == "postgresql" else ""
-        # Sorted names give every runner the same lock order, so two runners never deadlock.
+        # Sorted names give every runner the same lock order, so two runners
+        # cannot deadlock on position rows.
         cursor.execute(
             f"SELECT name, position FROM {POSITIONS_TABLE} WHERE name IN ({placeholders}) "
             f"ORDER BY name{lock}",
@@ -281,19 +302,41 @@ class ProjectionRunner:
         """Catch up, then follow new events until ``stop_event`` is set.
 
         On PostgreSQL the runner LISTENs on the event store's notification
-        channel and catches up as soon as a commit is announced; ``poll_interval``
-        is then only a fallback. On SQLite it polls every ``poll_interval``
-        seconds, or at once when ``wake_event`` is set.
+        channel and catches up as soon as a commit is announced, so
+        ``poll_interval`` is only a fallback there. On SQLite it polls every
+        ``poll_interval`` seconds, or at once when ``wake_event`` is set.
         """
         self._ensure_setup()
-        listener = _Listener.open(self.app, self.db) if self.db.dialect == "postgresql" else None
+        postgres = self.db.dialect == "postgresql"
+        listener = _Listener.open(self.app) if postgres else None
         logger.info(
             "Projection runner started for %s (%s, poll every %.2fs)",
             ", ".join(self._followers), "LISTEN/NOTIFY" if listener else "polling", poll_interval,
         )
+        failures = 0
         try:
             while not stop_event.is_set():
-                applied = self.catch_up()
+                try:
+                    applied = self.catch_up()
+                    if postgres and listener is None:
+                        listener = _Listener.open(self.app)
+                except Exception as error:
+                    if not is_transient(error):
+                        raise
+                    # A lost connection or a lock held too long by another process
+                    # passes by itself, so retry with a growing pause.
+                    failures += 1
+                    pause = min(poll_interval * 2 ** failures, MAX_RETRY_PAUSE)
+                    logger.warning(
+                        "Projection runner failed to catch up (%s: %s); retrying in %.1fs (failure %d)",
+                        type(error).__name__, error, pause, failures,
+                    )
+                    if listener is not None:
+                        listener.close()
+                        listener = None
+                    stop_event.wait(pause)
+                    continue
+                failures = 0
                 if applied:
                     logger.info("Projection runner applied %d events; now at %d", applied, self.min_position())
                 if listener is not None:
@@ -330,6 +373,10 @@ class ProjectionRunner:
         its own write from the views.
         """
         selected = list(names) if names is not None else list(self._followers)
+        unknown = sorted(set(selected) - set(self._followers))
+        if unknown:
+            msg = f"projection {unknown[0]!r} is not known; use one of {', '.join(sorted(self._followers))}"
+            raise LookupError(msg)
         deadline = time.monotonic() + timeout
         while True:
             positions = self._read_positions()
@@ -366,7 +413,7 @@ class _Listener:
         self._connection = connection
 
     @classmethod
-    def open(cls, app: Any, db: Database) -> _Listener | None:
+    def open(cls, app: Any) -> _Listener | None:
         import psycopg
         from psycopg import sql
 
@@ -383,17 +430,26 @@ class _Listener:
         return cls(connection)
 
     def wait(self, timeout: float, stop_event: threading.Event) -> None:
+        """Return after a notification, after ``timeout`` seconds, or soon after ``stop_event`` is set."""
         # Wake up at least every 0.5 s, so that a stop request is seen quickly.
         deadline = time.monotonic() + timeout
         while not stop_event.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            for _ in self._connection.notifies(timeout=min(remaining, 0.5), stop_after=1):
+            try:
+                for _ in self._connection.notifies(timeout=min(remaining, 0.5), stop_after=1):
+                    return
+            except Exception as error:
+                # The runner polls until the next catch-up opens a new listener.
+                logger.warning("LISTEN connection failed (%s); polling instead", error)
+                self.close()
+                stop_event.wait(max(deadline - time.monotonic(), 0))
                 return
 
     def close(self) -> None:
-        self._connection.close()
+        if not self._connection.closed:
+            self._connection.close()
 
 
 class BackgroundRunner:
@@ -412,8 +468,9 @@ class BackgroundRunner:
         try:
             self.runner.run_forever(self._stop, poll_interval, wake_event=self._wake)
         except BaseException as error:
-            # NOTE: a failing view stops the embedded runner; status() keeps showing
-            # its lag and the error stays here until the process restarts.
+            # NOTE: an error that is not transient (a failing view) stops the
+            # embedded runner. status() keeps showing its lag, and the error stays
+            # here until the process restarts.
             self.error = error
             logger.exception("Projection runner failed and stopped")
 
@@ -429,6 +486,11 @@ class BackgroundRunner:
         """Wake the runner and wait until the views have applied ``position``."""
         self.wake()
         self.runner.wait(position, timeout, names)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the runner thread to end; return whether it has ended."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()

@@ -4,10 +4,10 @@
 category, group, agent, client) and the times and counts behind the metric
 definitions. Times are ISO 8601 text in UTC with microseconds
 (``2024-03-01T14:00:00.000000+00:00``), so text order is time order on both
-backends; durations are calendar hours. ``ticket_backlog_changes`` has one row
-per event that moves a ticket into or out of the backlog (+1 or -1), from which
-the backlog at any time is a running sum; its ``kind`` is the event (opened,
-resolved, closed, reopened, rejected, status_changed).
+backends, and durations are calendar hours. ``ticket_backlog_changes`` has one
+row per event that moves a ticket into or out of the backlog (+1 or -1), so the
+backlog at any time is a running sum. Its ``kind`` names the event: opened,
+resolved, closed, reopened, rejected or status_changed.
 
 Definitions, matching the events:
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -265,3 +266,44 @@ def test_wait_times_out_without_runner(memory_app):
 
     with pytest.raises(TimeoutError, match=f"did not reach position {positions[-1]}"):
         runner.wait(positions[-1], timeout=0.2)
+
+
+class FlakyReplyTotal(ReplyTotal):
+    """Fails its first page as if another process held the SQLite write lock."""
+
+    failures_left = 1
+
+    def apply_page(self, cursor, events):
+        if FlakyReplyTotal.failures_left:
+            FlakyReplyTotal.failures_left -= 1
+            raise sqlite3.OperationalError("database is locked")
+        super().apply_page(cursor, events)
+
+
+class BrokenView(ReplyTotal):
+    def apply_page(self, cursor, events):
+        raise ZeroDivisionError("bug in the view")
+
+
+def test_background_runner_retries_transient_error(memory_app):
+    positions = record_tickets(memory_app, 3)
+    handle = start_in_background(memory_app, [FlakyReplyTotal()], poll_interval=0.05)
+    try:
+        handle.wait(positions[-1], timeout=10)
+
+        assert scalar(handle.runner.db, "SELECT replies FROM reply_total") == 3
+        assert FlakyReplyTotal.failures_left == 0
+        assert handle.error is None
+    finally:
+        handle.stop()
+
+
+def test_background_runner_stops_on_view_bug(memory_app):
+    record_tickets(memory_app, 1)
+    handle = start_in_background(memory_app, [BrokenView()], poll_interval=0.05)
+    ended = handle.join(timeout=10)
+
+    assert ended
+    assert isinstance(handle.error, ZeroDivisionError)
+    assert handle.runner.status()[0]["position"] == 0
+    handle.stop()

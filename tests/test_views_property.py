@@ -1,9 +1,9 @@
 """Property: after any valid event stream, applied in random pages, the views equal a from-scratch recomputation.
 
-The reference below is deliberately simple and separate from the views: it
-reads every event of the stream at the end, computes each fact with a plain
-expression over one ticket's event list, and takes status, counts and the open
-escalation from the ticket aggregate rebuilt by the domain model.
+The reference below is deliberately simple and separate from the views. It
+reads every event of the stream at the end and computes each fact with a plain
+expression over one ticket's event list. Status, counts and the open escalation
+come from the ticket aggregate that the domain model rebuilds.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``hub projections``, ``hub worker`` and the report commands ``hub kpi``, ``hub escalations``, ``hub improvements``.
 
-The report commands first apply events the views have not applied yet (unless
-``--no-catch-up``), so that they report on everything recorded; a running
+The report commands first apply the events that the views have not applied yet
+(unless ``--no-catch-up``), so they report on everything recorded. A running
 ``hub worker`` or embedded runner keeps that step short.
 """
 
