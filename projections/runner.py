@@ -53,6 +53,9 @@ CREATE_POSITIONS_TABLE = (
 
 DEFAULT_PAGE_SIZE = 1000
 
+# Key of the PostgreSQL advisory lock taken while creating tables (any fixed bigint).
+SETUP_LOCK_KEY = 7_305_106_915_428_042
+
 # Maximum pause, in seconds, between retries after a transient database error.
 MAX_RETRY_PAUSE = 30.0
 
@@ -140,6 +143,7 @@ class ProjectionRunner:
         """Create the positions table and every view's tables; rebuild views whose version changed."""
         stale: list[str] = []
         with self.db.transaction() as cursor:
+            self._lock_setup(cursor)
             cursor.execute(CREATE_POSITIONS_TABLE)
             cursor.execute(f"SELECT name, position, version FROM {POSITIONS_TABLE}")
             stored = {name: (position, version) for name, position, version in cursor.fetchall()}
@@ -161,6 +165,13 @@ class ProjectionRunner:
             )
             self.rebuild(name, catch_up=False)
 
+    def _lock_setup(self, cursor: Cursor) -> None:
+        # Two PostgreSQL sessions running CREATE TABLE IF NOT EXISTS at once can
+        # both try to create the table, and one fails, so runners set up in turn.
+        # On SQLite the write lock of BEGIN IMMEDIATE already does this.
+        if self.db.dialect == "postgresql":
+            cursor.execute("SELECT pg_advisory_xact_lock(?)", (SETUP_LOCK_KEY,))
+
     def _ensure_setup(self) -> None:
         if not self._setup_done:
             self.setup()
@@ -178,6 +189,7 @@ class ProjectionRunner:
             raise LookupError(msg)
         if not self._setup_done:
             with self.db.transaction() as cursor:
+                self._lock_setup(cursor)
                 cursor.execute(CREATE_POSITIONS_TABLE)
             self._setup_done = True
         names = [name] if name is not None else list(self._followers)
@@ -372,6 +384,7 @@ class ProjectionRunner:
         An API calls this with the position of the event it just saved, to read
         its own write from the views.
         """
+        self._ensure_setup()
         selected = list(names) if names is not None else list(self._followers)
         unknown = sorted(set(selected) - set(self._followers))
         if unknown:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +19,8 @@ from hub.domain import Context, Ticket
 from hub.settings import load_settings
 from projections.db import Database
 from projections.runner import ProjectionRunner, View, start_in_background
+from projections.tickets import TicketFactsView
+from conftest import requires_postgres, store_url
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 
@@ -307,3 +311,35 @@ def test_background_runner_stops_on_view_bug(memory_app):
     assert isinstance(handle.error, ZeroDivisionError)
     assert handle.runner.status()[0]["position"] == 0
     handle.stop()
+
+
+@pytest.mark.parametrize(
+    "kind", ["sqlite-file", pytest.param("postgresql", marks=[requires_postgres, pytest.mark.postgres])]
+)
+def test_worker_process_follows_and_stops(kind, request, tmp_path):
+    # A shared in-memory store is private to one process, so it has no worker case.
+    settings_environ = {"HUB_DATABASE_URL": store_url(kind, tmp_path)}
+    extra = {"POSTGRES_SCHEMA": request.getfixturevalue("postgres_schema")} if kind == "postgresql" else {}
+    environ = {**os.environ, **settings_environ, **extra}
+    app = create_application(load_settings(settings_environ), **extra)
+    record_tickets(app, 2)
+    worker = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from hub.cli import main; sys.exit(main(sys.argv[1:]))",
+         "worker", "--poll-interval", "0.2"],
+        cwd=REPOSITORY, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        observer = ProjectionRunner(app, [TicketFactsView()])
+        positions = record_tickets(app, 3)
+
+        observer.wait(positions[-1], timeout=30)
+
+        assert scalar(observer.db, "SELECT COUNT(*) FROM ticket_facts") == 5
+        assert scalar(observer.db, "SELECT SUM(public_reply_count) FROM ticket_facts") == 5
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, errors = worker.communicate(timeout=30)
+    assert worker.returncode == 0, errors
+    assert "Projection runner stopped at position 10" in errors
+    observer.close()
+    app.close()
