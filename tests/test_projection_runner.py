@@ -139,13 +139,22 @@ def test_process_killed_mid_page_applies_once(tmp_path):
         import os
         from hub.application import create_application
         from hub.settings import load_settings
-        from projections.runner import ProjectionRunner
-        from tests.test_projection_runner import ReplyTotal
+        from hub.domain import Ticket
+        from projections.runner import ProjectionRunner, View
 
-        class DyingReplyTotal(ReplyTotal):
+        class DyingReplyTotal(View):
+            name = "reply_total"
+            topics = (Ticket.AgentReplied,)
             pages = 0
+
+            def create(self, cursor):
+                cursor.execute(
+                    "CREATE TABLE IF NOT EXISTS reply_total (id INTEGER PRIMARY KEY, replies INTEGER NOT NULL)"
+                )
+                cursor.execute("INSERT INTO reply_total (id, replies) VALUES (1, 0) ON CONFLICT (id) DO NOTHING")
+
             def apply_page(self, cursor, events):
-                super().apply_page(cursor, events)
+                cursor.execute("UPDATE reply_total SET replies = replies + ? WHERE id = 1", (len(events),))
                 DyingReplyTotal.pages += 1
                 if DyingReplyTotal.pages == 2:
                     os._exit(17)  # killed after writing its rows, before the commit
