@@ -110,7 +110,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
 
-    hub = build_services(app)
+    hub = build_services(app.config)
     app.extensions[EXTENSION_NAME] = hub
 
     api = HubApi(app)
@@ -130,7 +130,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
-def build_services(app: Flask) -> Services:
+def build_services(config: Mapping[str, Any]) -> Services:
+    """Open the event store, the API tables and the projections named by an app's ``config``."""
     from projections.db import Database
     from projections.registry import all_views
     from projections.runner import ProjectionRunner, start_in_background
@@ -138,10 +139,10 @@ def build_services(app: Flask) -> Services:
     from hub.web.listing import TicketListView
 
     environ = dict(os.environ)
-    if app.config["DATABASE_URL"]:
-        environ["HUB_DATABASE_URL"] = app.config["DATABASE_URL"]
+    if config["DATABASE_URL"]:
+        environ["HUB_DATABASE_URL"] = config["DATABASE_URL"]
     settings = load_settings(environ)
-    application = create_application(settings, **app.config["PERSISTENCE_ENV"])
+    application = create_application(settings, **config["PERSISTENCE_ENV"])
     tables = SqlTables(application)
     tables.create_tables()
 
@@ -149,13 +150,13 @@ def build_services(app: Flask) -> Services:
     if not any(view.name == TicketListView.name for view in views):
         views.append(TicketListView())
     database = Database.for_application(application)
-    run_projections = app.config["RUN_PROJECTIONS"]
+    run_projections = config["RUN_PROJECTIONS"]
     if run_projections is None:
         run_projections = read_flag(environ, "HUB_RUN_PROJECTIONS")
     background = None
     if run_projections:
         background = start_in_background(
-            application, views, db=database, poll_interval=app.config["PROJECTION_POLL_INTERVAL"]
+            application, views, db=database, poll_interval=config["PROJECTION_POLL_INTERVAL"]
         )
         runner = background.runner
     else:

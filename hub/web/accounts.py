@@ -52,7 +52,7 @@ def create_blueprint() -> ApiBlueprint:
     @blp.alt_response(200, schema=ClientAccountSchema, description="The account of this external record already exists.", success=True)
     @blp.doc(
         summary="Register a client account",
-        description="An account from an external record is registered once: a repeat answers 200 with it.",
+        description="An account from an external record is registered once: a repeat returns 200 with it.",
     )
     def register(headers: dict[str, Any], body: dict[str, Any]) -> Response:
         application = services().application

@@ -37,11 +37,15 @@ STATUS_CODES = {
     503: "unavailable",
 }
 
-# Where webargs found a bad value; the error names only the field, not the location.
+# Request locations under which webargs nests its messages; errors name only the field.
 LOCATIONS = ("json", "query", "querystring", "headers", "path", "view_args", "form", "files", "cookies")
 
 
 class ErrorBodySchema(ma.Schema):
+    def __deepcopy__(self, memo: dict[int, Any]) -> ErrorBodySchema:
+        # Immutable once built; see hub.web.schemas.Schema.
+        return self
+
     code = ma.fields.String(
         required=True, metadata={"description": "Stable machine-readable error code."}
     )
@@ -56,6 +60,9 @@ class ErrorBodySchema(ma.Schema):
 
 class ErrorSchema(ma.Schema):
     """The body of every error response."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ErrorSchema:
+        return self
 
     error = ma.fields.Nested(ErrorBodySchema, required=True)
 

@@ -1,4 +1,4 @@
-"""``/healthz``: whether the event store answers, and how far the projections lag behind it."""
+"""``/healthz``: whether the event store responds, and how far the projections lag behind it."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def check_health() -> tuple[int, dict[str, Any]]:
     try:
         head = hub.application.max_position()
     except PersistenceError as error:
-        logger.error("Health check: the event store did not answer: %s", error)
+        logger.error("Health check: the event store did not respond: %s", error)
         return 503, {
             "status": "unavailable",
             "store": {"reachable": False, "error": type(error).__name__},
@@ -55,10 +55,10 @@ def create_blueprint() -> ApiBlueprint:
 
     @blp.route("/healthz", methods=["GET"], endpoint="healthz")
     @blp.response(200, HealthSchema)
-    @blp.alt_response(503, schema=HealthSchema, description="The event store does not answer.")
+    @blp.alt_response(503, schema=HealthSchema, description="The event store does not respond.")
     @blp.doc(
         summary="Check health",
-        description="Whether the event store answers and, per view, how many events the projections "
+        description="Whether the event store responds and, per view, how many events the projections "
         "have not applied yet (lag). Needs no token.",
         security=[],
     )

@@ -1,4 +1,4 @@
-"""What the views use: the hub application, the API tables and the projections, per Flask app."""
+"""Services the views use: the hub application, the API tables and the projections, per Flask app."""
 
 from __future__ import annotations
 

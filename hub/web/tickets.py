@@ -163,7 +163,7 @@ def create_blueprint() -> ApiBlueprint:
     @blp.doc(
         summary="Open a ticket",
         description="Record a new request. A ticket from an external record (external.source and "
-        "external.id) is recorded once: a repeat answers 200 with the existing ticket.",
+        "external.id) is recorded once: a repeat returns 200 with the existing ticket.",
     )
     def intake(headers: dict[str, Any], body: dict[str, Any]) -> Response:
         fields = {name: body[name] for name in INTAKE_FIELDS if name in body}

@@ -1,6 +1,6 @@
 """``/api/v1/kpis``, ``/api/v1/sla`` and ``/api/v1/escalations``: the analysts' views.
 
-Views answer from the projection tables, so they show what the projection
+Views read the projection tables, so they show what the projection
 runner has applied so far; ``GET /healthz`` reports how far behind it is.
 """
 

@@ -183,10 +183,10 @@ def run_command(
     body: dict[str, Any],
     schema: ma.Schema,
 ) -> Response:
-    """Run one command on an aggregate and answer with its state after the command.
+    """Run one command on an aggregate and respond with its state after the command.
 
-    A repeated external event id (or Idempotency-Key) records nothing and answers
-    with the state right after the original command.
+    A repeated external event id (or Idempotency-Key) records nothing and returns
+    the state right after the original command.
     """
     expected_version = parse_if_match(headers.get("if_match"))
     application = services().application
@@ -216,11 +216,11 @@ def run_create(
     *,
     external: Mapping[str, Any] | None = None,
 ) -> Response:
-    """Create an aggregate; answer 201 with its state, or 200 with the existing one.
+    """Create an aggregate and respond 201 with its state, or 200 with the existing one.
 
     ``create`` receives the context and the id to use (None lets the application
     choose one, deterministic for an external record). A create repeated under the
-    same Idempotency-Key answers as the original did: 201 with the first version.
+    same Idempotency-Key gets the original response: 201 with the first version.
     """
     application = services().application
     kind = AGGREGATE_KINDS[aggregate_class]

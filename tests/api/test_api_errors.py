@@ -1,0 +1,150 @@
+"""Error responses: JSON for every failure, and the status each kind of failure gets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hub.web import MAX_CONTENT_LENGTH
+from hub.web.parser import MAX_JSON_DEPTH
+
+TICKETS = "/api/v1/tickets"
+
+
+def assert_error_shape(response, status, code):
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "fields"}
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+
+
+def test_unknown_path_is_json_404(client, agent):
+    response = client.get("/api/v1/nothing-here", headers=agent)
+
+    assert_error_shape(response, 404, "not_found")
+
+
+def test_wrong_method_is_json_405_with_allow(client, agent):
+    response = client.delete(TICKETS, headers=agent)
+
+    assert_error_shape(response, 405, "method_not_allowed")
+    assert set(response.headers["Allow"].split(", ")) >= {"GET", "POST"}
+
+
+def test_oversized_body_is_json_413(client, agent):
+    body = json.dumps({"subject": "x" * (MAX_CONTENT_LENGTH + 1)})
+
+    response = client.post(TICKETS, data=body, content_type="application/json", headers=agent)
+
+    assert_error_shape(response, 413, "payload_too_large")
+
+
+def test_malformed_json_is_400(client, agent):
+    response = client.post(TICKETS, data='{"subject": ', content_type="application/json", headers=agent)
+
+    assert_error_shape(response, 400, "invalid_json")
+
+
+def test_body_not_an_object_is_422(client, agent):
+    response = client.post(TICKETS, json=["subject"], headers=agent)
+
+    assert_error_shape(response, 422, "validation_failed")
+    assert list(response.get_json()["error"]["fields"]) == ["body"]
+
+
+def test_non_json_content_type_is_415(client, agent):
+    response = client.post(TICKETS, data="subject=x", content_type="text/plain", headers=agent)
+
+    assert_error_shape(response, 415, "unsupported_media_type")
+
+
+def test_deeply_nested_json_is_400(client, agent):
+    nested = "[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1)
+
+    response = client.post(TICKETS, data=f'{{"subject": "x", "description": {nested}}}', content_type="application/json", headers=agent)
+
+    assert_error_shape(response, 400, "invalid_json")
+    assert "deeper" in response.get_json()["error"]["message"]
+
+
+def test_json_nested_beyond_recursion_limit_is_400(client, agent):
+    depth = 100_000
+
+    response = client.post(TICKETS, data="[" * depth + "]" * depth, content_type="application/json", headers=agent)
+
+    assert_error_shape(response, 400, "invalid_json")
+
+
+@pytest.mark.parametrize("text", ['"a\\u0000b"', '"\\ud800"'])
+def test_unstorable_text_is_400(client, agent, text):
+    response = client.post(TICKETS, data=f'{{"subject": {text}}}', content_type="application/json", headers=agent)
+
+    assert_error_shape(response, 400, "invalid_json")
+
+
+def test_nul_in_query_is_400(client, agent):
+    response = client.get(f"{TICKETS}?group=a%00b", headers=agent)
+
+    assert_error_shape(response, 400, "bad_request")
+    assert list(response.get_json()["error"]["fields"]) == ["group"]
+
+
+def test_invalid_query_value_is_422_naming_it(client, agent):
+    response = client.get(f"{TICKETS}?limit=0&status=gone", headers=agent)
+
+    assert_error_shape(response, 422, "validation_failed")
+    assert sorted(response.get_json()["error"]["fields"]) == ["limit", "status"]
+
+
+def test_timestamp_out_of_range_is_422(client, agent):
+    response = client.post(TICKETS, json={"subject": "x", "occurred_at": "0001-01-01T00:00:00+01:00"}, headers=agent)
+
+    assert_error_shape(response, 422, "validation_failed")
+    assert list(response.get_json()["error"]["fields"]) == ["occurred_at"]
+
+
+def test_huge_number_is_422(client, agent):
+    response = client.post(
+        "/api/v1/improvements",
+        data='{"title": "t", "kpi": "csat", "baseline": 1e400, "target": 1}',
+        content_type="application/json", headers=agent,
+    )
+
+    assert_error_shape(response, 422, "validation_failed")
+    assert list(response.get_json()["error"]["fields"]) == ["baseline"]
+
+
+def test_missing_token_is_401_with_challenge(client):
+    response = client.get(TICKETS)
+
+    assert_error_shape(response, 401, "unauthorized")
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("header", ["Bearer hub_not-a-real-token", "Bearer ", "Basic dXNlcjpwYXNz", "hub_x"])
+def test_bad_authorization_is_401(client, header):
+    response = client.get(TICKETS, headers={"Authorization": header})
+
+    assert_error_shape(response, 401, "unauthorized")
+
+
+def test_revoked_token_is_401(api_app, client, tokens):
+    from tests.api.conftest import bearer, hub_of
+
+    secret = tokens["agent"]
+    token_id = next(t.token_id for t in hub_of(api_app).tokens.list() if t.role == "agent")
+    hub_of(api_app).tokens.revoke(token_id)
+
+    response = client.get(TICKETS, headers=bearer(secret))
+
+    assert_error_shape(response, 401, "unauthorized")
+
+
+def test_unauthorized_comes_before_validation(client):
+    response = client.post(TICKETS, json={"channel": "fax"})
+
+    assert response.status_code == 401
