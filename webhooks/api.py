@@ -5,9 +5,9 @@ secret appears in a response only when it is created: on subscription and on
 rotation.
 
 In the embedded mode (projections on a thread of the API process) the dispatch
-view and a delivery worker run on threads too; otherwise a ``hub webhooks
+view and a delivery worker run on threads too. Otherwise a ``hub webhooks
 work`` process delivers, and the API applies the dispatch view itself after
-each endpoint change so that its answers include the change.
+each endpoint change, so that its responses include the change.
 """
 
 from __future__ import annotations
@@ -204,8 +204,8 @@ def build_components(hub: Services, *, start_runtime: bool) -> WebhookComponents
         box = _LazySecretBox(settings)
 
         def wake() -> None:
-            # No dispatch thread in this process: apply the view here, so the
-            # answer to an endpoint change already reflects it.
+            # No dispatch thread runs in this process, so the view is applied
+            # here and the response to an endpoint change already includes it.
             dispatcher.catch_up()
 
     service = WebhookService(
@@ -378,7 +378,7 @@ def create_blueprint() -> ApiBlueprint:
     def deliveries(query: dict[str, Any], endpoint_id: UUID) -> Response:
         offset = offset_of(query.get("cursor"))
         limit = query["limit"]
-        # One row more than asked tells whether another page exists.
+        # Reading one row more than the limit shows whether another page exists.
         rows = webhook_service().deliveries(endpoint_id, limit=limit + 1, offset=offset, state=query.get("state"))
         next_cursor = f"offset:{offset + limit}" if len(rows) > limit else None
         return json_response(200, delivery_schema.dump({"items": rows[:limit], "next_cursor": next_cursor}))

@@ -2,8 +2,8 @@
 
 Endpoints are event-sourced in the hub's own event store, so their history
 (who subscribed, changed, rotated, disabled or deleted what, and when) is
-audited like any ticket, and the delivery process knows which endpoints existed
-at each point of the event stream.
+audited like any ticket, and the delivery process can tell which endpoints
+existed at each point of the event stream.
 
 Signing secrets never appear in clear text here: commands take and events carry
 the secret encrypted with ``hub.secrets.SecretBox``. The aggregate checks the
@@ -68,7 +68,7 @@ def normalize_event_types(event_types: object) -> list[str]:
 
 
 def check_url_shape(url: object) -> str:
-    """Check that a URL is a non-empty http or https string; the network checks come later."""
+    """Check that a URL is a non-empty http or https string. ``webhooks.guard`` checks the host later."""
     require_text("url", url, max_length=MAX_URL_LENGTH)
     assert isinstance(url, str)
     if not url.lower().startswith(("http://", "https://")):

@@ -123,9 +123,9 @@ def create_tables(cursor: Cursor) -> None:
         " attempts INTEGER NOT NULL DEFAULT 0,"
         " retry_step INTEGER NOT NULL DEFAULT 0,"
         " created_at DOUBLE PRECISION NOT NULL,"
-        # The dispatch position when the message was queued; disabling an
-        # endpoint cancels only messages queued before the Disabled event, so a
-        # rebuild of the view does not cancel messages replayed later.
+        # The dispatch position when the message was queued. Disabling an
+        # endpoint cancels only messages queued before the Disabled event, so
+        # a rebuild of the view does not cancel messages replayed later.
         " created_position BIGINT NOT NULL,"
         " next_attempt_at DOUBLE PRECISION,"
         " lease_until DOUBLE PRECISION,"
@@ -133,6 +133,8 @@ def create_tables(cursor: Cursor) -> None:
         " last_status INTEGER,"
         " last_error TEXT,"
         " finished_at DOUBLE PRECISION)",
+        # NOTE: nothing deletes old messages or attempts yet, so both tables grow
+        # with every delivery until a retention job is added.
         f"CREATE INDEX IF NOT EXISTS {MESSAGES_TABLE}_due ON {MESSAGES_TABLE} (state, next_attempt_at)",
         f"CREATE INDEX IF NOT EXISTS {MESSAGES_TABLE}_endpoint ON {MESSAGES_TABLE} (endpoint_id, created_at)",
         f"CREATE TABLE IF NOT EXISTS {ATTEMPTS_TABLE} ("
@@ -366,7 +368,7 @@ class Claim:
 
 @dataclass(frozen=True)
 class AttemptRecord:
-    """What one attempt did, as stored in ``webhook_attempts``."""
+    """The result of one attempt, as stored in ``webhook_attempts``."""
 
     attempted_at: float
     webhook_timestamp: int | None
@@ -469,41 +471,53 @@ class Outbox:
             ))
         return claims
 
-    def complete(self, claim: Claim, attempt: AttemptRecord, decision: Decision) -> float | None:
-        """Record an attempt and move its message to the decided state.
+    def complete(
+        self, outcomes: Sequence[tuple[Claim, AttemptRecord, Decision]]
+    ) -> dict[str, float | None]:
+        """Record attempts and move their messages to the decided states, in one transaction.
 
         A success always marks the message delivered. Any other decision
         applies only while the caller still holds the lease, so a worker that
-        overran its lease cannot overwrite a newer attempt's schedule. Returns
-        when the endpoint's current run of failures began (None after a success).
+        overran its lease cannot overwrite a newer attempt's schedule. Returns,
+        per endpoint with a known outcome, when its current run of failures
+        began (None after a success).
         """
+        failing_since: dict[str, float | None] = {}
         with self.db.transaction() as cursor:
-            if decision.state == DELIVERED:
-                cursor.execute(
-                    f"UPDATE {MESSAGES_TABLE} SET state = 'delivered', next_attempt_at = NULL,"
-                    " lease_until = NULL, lease_token = NULL, last_status = ?, last_error = NULL,"
-                    " finished_at = ? WHERE id = ?",
-                    (attempt.status, attempt.attempted_at, claim.message_id),
-                )
-            else:
-                finished_at = attempt.attempted_at if decision.state in (FAILED, CANCELLED) else None
-                cursor.execute(
-                    f"UPDATE {MESSAGES_TABLE} SET state = ?, retry_step = ?, next_attempt_at = ?,"
-                    " lease_until = NULL, lease_token = NULL, last_status = ?, last_error = ?, finished_at = ?"
-                    " WHERE id = ? AND lease_token = ? AND state = 'delivering'",
-                    (
-                        decision.state, decision.retry_step, decision.next_attempt_at, attempt.status,
-                        attempt.error, finished_at, claim.message_id, claim.lease_token,
-                    ),
-                )
-                if cursor.rowcount == 0 and attempt.outcome == ABANDONED:
-                    # Another worker already recovered this lease.
-                    return None
-            self._insert_attempt(cursor, claim, attempt)
-            if attempt.outcome == ABANDONED:
-                # Nobody knows whether the receiver answered, so the endpoint's health stays as it was.
-                return None
-            return self._update_health(cursor, claim.endpoint_id, attempt)
+            for claim, attempt, decision in outcomes:
+                if not self._apply_decision(cursor, claim, attempt, decision):
+                    continue
+                self._insert_attempt(cursor, claim, attempt)
+                if attempt.outcome != ABANDONED:
+                    # An abandoned attempt may or may not have reached the
+                    # receiver, so it leaves the endpoint's health as it was.
+                    failing_since[claim.endpoint_id] = self._update_health(cursor, claim.endpoint_id, attempt)
+        return failing_since
+
+    @staticmethod
+    def _apply_decision(cursor: Cursor, claim: Claim, attempt: AttemptRecord, decision: Decision) -> bool:
+        if decision.state == DELIVERED:
+            cursor.execute(
+                f"UPDATE {MESSAGES_TABLE} SET state = 'delivered', next_attempt_at = NULL,"
+                " lease_until = NULL, lease_token = NULL, last_status = ?, last_error = NULL,"
+                " finished_at = ? WHERE id = ?",
+                (attempt.status, attempt.attempted_at, claim.message_id),
+            )
+            return True
+        finished_at = attempt.attempted_at if decision.state in (FAILED, CANCELLED) else None
+        cursor.execute(
+            f"UPDATE {MESSAGES_TABLE} SET state = ?, retry_step = ?, next_attempt_at = ?,"
+            " lease_until = NULL, lease_token = NULL, last_status = ?, last_error = ?, finished_at = ?"
+            " WHERE id = ? AND lease_token = ? AND state = 'delivering'",
+            (
+                decision.state, decision.retry_step, decision.next_attempt_at, attempt.status,
+                attempt.error, finished_at, claim.message_id, claim.lease_token,
+            ),
+        )
+        # A real attempt is recorded even when the message has moved on, because
+        # it was cancelled or taken over after the lease ran out. A lease
+        # recovery is recorded once, by the worker whose update matched.
+        return cursor.rowcount > 0 or attempt.outcome != ABANDONED
 
     @staticmethod
     def _insert_attempt(cursor: Cursor, claim: Claim, attempt: AttemptRecord) -> None:

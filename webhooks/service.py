@@ -1,10 +1,10 @@
 """Webhook use cases for the API and the CLI: subscribe, change, rotate, delete, replay, test.
 
-The service encrypts new secrets before they reach an event, checks URLs with
-the SSRF guard at subscription time (the worker checks them again before each
-attempt), checks event types against the hub's catalog, and waits briefly for
-the dispatch view after a change, so that a list read right after a write
-shows it.
+The service encrypts new secrets before they reach an event. It checks URLs
+with the SSRF guard at subscription time (the worker checks them again before
+each attempt) and event types against the hub's catalog. After a change it
+waits briefly for the dispatch view, so that a list read right after a write
+shows the change.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from webhooks.signing import generate_secret
 
 logger = logging.getLogger(__name__)
 
-# How long a write waits for the dispatch view before answering anyway.
+# Seconds a write waits for the dispatch view before it returns anyway.
 DISPATCH_WAIT_SECONDS = 2.0
 
 

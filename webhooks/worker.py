@@ -1,10 +1,11 @@
 """The webhook delivery worker: claims due messages, sends them and records every attempt.
 
 Delivery is at least once per message, in no particular order. A worker leases
-the messages it claims; if it stops during an attempt (a crash, a kill, a lost
-machine), the lease runs out and any worker records that attempt as abandoned
-and schedules the message again under the same message id, so the receiver may
-see it twice and drops the duplicate by its ``webhook-id``.
+the messages it claims. If it stops during an attempt (a crash, a kill, a lost
+machine), the lease runs out, and any worker then records that attempt as
+abandoned and schedules the message again under the same message id. The
+receiver may therefore see a message twice and drop the duplicate by its
+``webhook-id``.
 
 Each attempt checks the URL again (DNS may have changed since subscription),
 signs the stored body bytes with the endpoint's current secret (and the
@@ -69,7 +70,7 @@ CONCURRENCY_ENV = "HUB_WEBHOOKS_CONCURRENCY"
 
 @dataclass(frozen=True)
 class DeliveryPolicy:
-    """How deliveries are attempted and retried."""
+    """Settings for attempts and retries: schedule, timeouts, leases and concurrency."""
 
     schedule: tuple[float, ...] = DEFAULT_SCHEDULE_SECONDS
     """Seconds before retry 1, 2, ...; one attempt more than there are steps."""
@@ -86,7 +87,11 @@ class DeliveryPolicy:
 
     batch_size: int = 50
     concurrency: int = 8
-    """Attempts one worker sends at the same time, on threads."""
+    """Attempts one worker sends at the same time, on threads.
+
+    NOTE: there is no limit per endpoint, so a batch for one slow receiver can
+    hold every sending thread for up to ``timeout`` seconds.
+    """
 
     disable_after: timedelta = field(default=timedelta(days=5))
     """An endpoint whose attempts have all failed for this long is disabled."""
@@ -159,7 +164,7 @@ class DeliveryWorker:
     # One pass.
 
     def run_once(self) -> int:
-        """Recover expired leases, then claim and send one batch of due messages.
+        """Recover expired leases, then claim, send and record one batch of due messages.
 
         Returns the number of attempts recorded (abandoned ones included).
         """
@@ -169,15 +174,23 @@ class DeliveryWorker:
         if not claims:
             return recovered
         if len(claims) == 1 or self.policy.concurrency == 1:
-            for claim in claims:
-                self._deliver_logged(claim)
+            attempts = [self._attempt_logged(claim) for claim in claims]
         else:
-            executor = self._pool()
-            list(executor.map(self._deliver_logged, claims))
+            attempts = list(self._pool().map(self._attempt_logged, claims))
+        made = [attempt for attempt in attempts if attempt is not None]
+        # One transaction records the whole batch, which keeps commits (and
+        # SQLite's fsyncs) to one per batch rather than one per message.
+        failing_since = self.outbox.complete([(a.claim, a.record, a.decision) for a in made])
+        for attempt in made:
+            self._log_attempt(attempt)
+        self._disable_failing_endpoints(made, failing_since)
         return recovered + len(claims)
 
     def _recover_expired(self, now: datetime) -> int:
         claims = self.outbox.expired_leases(to_seconds(now), self.policy.batch_size)
+        if not claims:
+            return 0
+        outcomes = []
         for claim in claims:
             logger.warning(
                 "Webhook message %s to endpoint %s: lease of attempt %d expired; scheduling it again",
@@ -189,54 +202,63 @@ class DeliveryWorker:
                 error="the worker stopped or overran its lease during this attempt; the receiver may have got it",
                 outcome=ABANDONED, worker=self.name,
             )
-            self.outbox.complete(claim, record, self._decide(claim, "retry", None, now))
+            outcomes.append((claim, record, self._decide(claim, "retry", None, now)))
+        self.outbox.complete(outcomes)
         return len(claims)
 
-    def _deliver_logged(self, claim: Claim) -> None:
+    def _attempt_logged(self, claim: Claim) -> _Attempt | None:
         try:
-            self.deliver(claim)
+            return self.attempt(claim)
         except Exception:
-            # The lease runs out and another pass retries the message.
+            # The lease runs out and a later pass retries the message.
             logger.exception(
                 "Webhook message %s to endpoint %s: attempt %d failed inside the worker",
                 claim.message_id, claim.endpoint_id, claim.attempt_number,
             )
+            return None
 
-    def deliver(self, claim: Claim) -> str:
-        """Make one attempt for a claimed message, record it and return its outcome."""
+    def attempt(self, claim: Claim) -> _Attempt:
+        """Send one attempt for a claimed message and decide what happens next; record nothing yet."""
         started = self.clock()
         timestamp = int(started.timestamp())
-        result = self._attempt(claim, timestamp)
+        result = self._send(claim, timestamp)
         finished = self.clock()
         outcome = classify(result.status, result.error)
         retry_after = None
         if outcome == "retry":
             retry_after = parse_retry_after(result.retry_after, finished)
-        decision = self._decide(claim, outcome, retry_after, finished)
         record = AttemptRecord(
             attempted_at=to_seconds(started), webhook_timestamp=timestamp, status=result.status,
             latency_ms=result.latency_ms, response_body=result.response_body, error=result.error,
             outcome=outcome, worker=self.name,
         )
-        failing_since = self.outbox.complete(claim, record, decision)
-        self._log_attempt(claim, outcome, result, decision)
+        return _Attempt(claim, record, self._decide(claim, outcome, retry_after, finished), result, finished)
 
-        if outcome == "gone":
-            self.disable_endpoint(
-                claim.endpoint_id,
-                f"the receiver answered 410 Gone to message {claim.message_id} (attempt {claim.attempt_number})",
-            )
-        elif failing_since is not None and finished - from_seconds(failing_since) >= self.policy.disable_after:  # type: ignore[operator]
-            since = from_seconds(failing_since)
-            assert since is not None
-            self.disable_endpoint(
-                claim.endpoint_id,
-                f"every delivery attempt since {since.isoformat()} failed; the last was {outcome} "
-                f"({result.status or result.error})",
-            )
-        return outcome
+    def _disable_failing_endpoints(self, attempts: list[_Attempt], failing_since: dict[str, float | None]) -> None:
+        handled: set[str] = set()
+        for attempt in attempts:
+            endpoint_id = attempt.claim.endpoint_id
+            if endpoint_id in handled:
+                continue
+            if attempt.record.outcome == "gone":
+                handled.add(endpoint_id)
+                self.disable_endpoint(
+                    endpoint_id,
+                    f"the receiver answered 410 Gone to message {attempt.claim.message_id} "
+                    f"(attempt {attempt.claim.attempt_number})",
+                )
+                continue
+            since = from_seconds(failing_since.get(endpoint_id))
+            if since is not None and attempt.finished - since >= self.policy.disable_after:
+                handled.add(endpoint_id)
+                result = attempt.result
+                self.disable_endpoint(
+                    endpoint_id,
+                    f"every delivery attempt since {since.isoformat()} failed; the last was "
+                    f"{attempt.record.outcome} ({result.status or result.error})",
+                )
 
-    def _attempt(self, claim: Claim, timestamp: int) -> AttemptResult:
+    def _send(self, claim: Claim, timestamp: int) -> AttemptResult:
         try:
             check_url(claim.url, self.allow_private, resolve=self.resolve)
         except UnsafeURLError as error:
@@ -269,17 +291,17 @@ class DeliveryWorker:
         # Computed on the datetime, so the stored seconds convert back to the same microsecond.
         return Decision(PENDING, step, to_seconds(now + timedelta(seconds=delay)))
 
-    def _log_attempt(self, claim: Claim, outcome: str, result: AttemptResult, decision: Decision) -> None:
+    def _log_attempt(self, attempt: _Attempt) -> None:
+        claim, outcome, decision = attempt.claim, attempt.record.outcome, attempt.decision
         if outcome == "success":
             logger.debug(
                 "Webhook message %s to endpoint %s delivered on attempt %d",
                 claim.message_id, claim.endpoint_id, claim.attempt_number,
             )
             return
-        what = result.status if result.status is not None else result.error
-        if decision.state == PENDING:
-            next_at = from_seconds(decision.next_attempt_at)
-            assert next_at is not None
+        what = attempt.result.status if attempt.result.status is not None else attempt.result.error
+        next_at = from_seconds(decision.next_attempt_at)
+        if decision.state == PENDING and next_at is not None:
             logger.warning(
                 "Webhook message %s to endpoint %s: attempt %d %s (%s); retrying at %s",
                 claim.message_id, claim.endpoint_id, claim.attempt_number, outcome, what, next_at.isoformat(),
@@ -363,6 +385,17 @@ class DeliveryWorker:
             self._sessions.clear()
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    """One attempt made and decided, waiting to be recorded with the rest of its batch."""
+
+    claim: Claim
+    record: AttemptRecord
+    decision: Decision
+    result: AttemptResult
+    finished: datetime
+
+
 def _failed_before_sending(error: str) -> AttemptResult:
     return AttemptResult(
         status=None, latency_ms=0.0, response_body="", error=error, retry_after=None, request_headers={}
@@ -389,7 +422,7 @@ class DispatchRunner(ProjectionRunner):
 class WebhookRuntime:
     """The dispatch runner and a delivery worker on two threads, with their shared objects.
 
-    ``wake()`` asks both to look for work now; call it after recording events
+    ``wake()`` makes both look for work now, so call it after recording events
     that should be delivered at once. ``stop()`` ends both threads.
     """
 

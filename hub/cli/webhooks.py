@@ -2,7 +2,7 @@
 
 ``hub webhooks work`` is the production delivery process: it applies the
 dispatch view and sends due messages until SIGTERM or Ctrl-C. Several may run
-at once; on PostgreSQL they share messages through row locks, and on SQLite
+at once. On PostgreSQL they share messages through row locks, and on SQLite
 the database lock keeps two workers from claiming the same message.
 """
 

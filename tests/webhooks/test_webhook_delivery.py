@@ -24,7 +24,7 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def statuses(*codes, headers=None, body="ok"):
-    """A receiver script answering the given statuses in turn, then 200."""
+    """A receiver script that returns the given statuses in turn, then 200."""
 
     def respond(number, _body):
         code = codes[number - 1] if number <= len(codes) else 200
@@ -53,7 +53,7 @@ def test_every_delivery_verifies_with_standardwebhooks(store_harness, receivers)
     assert [message["state"] for message in store_harness.messages(endpoint_id)] == ["delivered", "delivered"]
 
 
-def test_retries_keep_the_id_and_body_and_change_the_timestamp(harness, receivers):
+def test_retries_keep_id_and_body(harness, receivers):
     receiver = receivers(statuses(500, 500, 200))
     endpoint_id, secret = harness.subscribe(receiver.url(), ["ticket.opened"])
     harness.open_ticket()
@@ -148,7 +148,7 @@ def test_retry_after_is_capped_at_the_longest_step(make_harness, receivers):
     assert timedelta(seconds=longest) <= wait <= timedelta(seconds=longest * (1 + JITTER_FRACTION))
 
 
-def test_other_4xx_fails_the_attempt_and_follows_the_schedule(harness, receivers):
+def test_other_4xx_follows_the_schedule(harness, receivers):
     receiver = receivers(statuses(400))
     endpoint_id, _ = harness.subscribe(receiver.url(), ["ticket.opened"])
     harness.open_ticket()
@@ -223,7 +223,7 @@ def test_endpoint_failing_for_five_days_is_disabled(make_harness, receivers):
     assert "failed" in endpoint.disabled_reason
 
 
-def test_a_success_restarts_the_five_day_count(make_harness, receivers):
+def test_five_day_count_restarts_after_success(make_harness, receivers):
     two_days = 2 * 86400
     # One attempt at a time, so attempts are recorded in the order they are due.
     harness = make_harness(policy=DeliveryPolicy(schedule=(two_days, two_days, two_days), concurrency=1))
