@@ -177,7 +177,11 @@ def build_services(config: Mapping[str, Any]) -> Services:
 
 def register_docs_assets(app: Flask) -> None:
     """Serve the Swagger UI files from the swagger-ui-bundle package, so /docs works offline."""
-    import swagger_ui_bundle
+    try:
+        import swagger_ui_bundle
+    except ImportError:
+        logger.warning("swagger-ui-bundle is not installed, so /docs cannot load its scripts; install it")
+        return
 
     folder = swagger_ui_bundle.swagger_ui_path
 

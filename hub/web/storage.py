@@ -11,6 +11,8 @@ import hashlib
 import json
 import logging
 import secrets
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +30,9 @@ ROLES = ("admin", "integration", "agent", "analyst", "auditor")
 TOKEN_PREFIX = "hub_"
 # 32 random bytes, so a token cannot be guessed and its unsalted SHA-256 is a safe lookup key.
 TOKEN_BYTES = 32
+
+# Verified tokens kept in memory per process; the cache starts over when it is full.
+MAX_CACHED_TOKENS = 1000
 
 TOKENS_TABLE = "hub_api_tokens"
 IDEMPOTENCY_TABLE = "hub_api_idempotency"
@@ -125,10 +130,18 @@ class ApiToken:
 
 
 class TokenStore:
-    """API tokens, stored as SHA-256 hashes; the secret is shown once, at creation."""
+    """API tokens, stored as SHA-256 hashes; the secret is shown once, at creation.
 
-    def __init__(self, tables: SqlTables) -> None:
+    Verified tokens are cached for ``cache_seconds``, which saves a database
+    round trip on most requests. A revocation in another process therefore
+    takes effect there within that time; in this process it is immediate.
+    """
+
+    def __init__(self, tables: SqlTables, cache_seconds: float = 10.0) -> None:
         self.tables = tables
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[ApiToken, float]] = {}
+        self._cache_lock = threading.Lock()
 
     def create(self, role: str, name: str | None = None) -> tuple[ApiToken, str]:
         """Create a token for ``role``; return it and its secret, which is not stored."""
@@ -154,14 +167,26 @@ class TokenStore:
         """Return the live token with this secret, or None."""
         if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
             return None
+        token_hash = hash_token(secret)
+        now = time.monotonic()
+        with self._cache_lock:
+            cached = self._cache.get(token_hash)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+
         rows = self.tables.fetch(
             "SELECT token_id, name, role, created_at, revoked_at FROM {schema}" + TOKENS_TABLE
             + " WHERE token_hash = ?",
-            (hash_token(secret),),
+            (token_hash,),
         )
         if not rows or rows[0]["revoked_at"] is not None:
             return None
-        return ApiToken(**rows[0])
+        token = ApiToken(**rows[0])
+        with self._cache_lock:
+            if len(self._cache) >= MAX_CACHED_TOKENS:
+                self._cache.clear()
+            self._cache[token_hash] = (token, now + self.cache_seconds)
+        return token
 
     def list(self) -> list[ApiToken]:
         rows = self.tables.fetch(
@@ -178,6 +203,8 @@ class TokenStore:
         )
         if changed:
             logger.info("Revoked API token %s", token_id)
+            with self._cache_lock:
+                self._cache = {key: entry for key, entry in self._cache.items() if entry[0].token_id != token_id}
         return bool(changed)
 
 

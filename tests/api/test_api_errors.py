@@ -136,11 +136,13 @@ def test_revoked_token_is_401(api_app, client, tokens):
     from tests.api.conftest import bearer, hub_of
 
     secret = tokens["agent"]
+    before = client.get(TICKETS, headers=bearer(secret))
     token_id = next(t.token_id for t in hub_of(api_app).tokens.list() if t.role == "agent")
     hub_of(api_app).tokens.revoke(token_id)
 
     response = client.get(TICKETS, headers=bearer(secret))
 
+    assert before.status_code == 200
     assert_error_shape(response, 401, "unauthorized")
 
 
