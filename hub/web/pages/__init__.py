@@ -9,9 +9,10 @@ loads only files this package serves: the templates, ``static/hub.css``,
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
-from flask import Blueprint, Flask
+from flask import Blueprint, Flask, url_for
 
 from hub.web.pages import attention, audit, improvements, overview, session, variability
 from hub.web.pages.formatting import register_filters
@@ -43,3 +44,16 @@ def configure_app(app: Flask) -> None:
     """Set the session cookie defaults and the template filters the pages need."""
     session.configure_sessions(app)
     register_filters(app)
+    app.add_template_global(asset_url, "asset_url")
+
+
+_asset_versions: dict[str, str] = {}
+
+
+def asset_url(filename: str) -> str:
+    """Return the URL of a static file with a digest of its content, so browsers may cache it for long."""
+    version = _asset_versions.get(filename)
+    if version is None:
+        version = hashlib.sha256((STATIC_FOLDER / filename).read_bytes()).hexdigest()[:12]
+        _asset_versions[filename] = version
+    return url_for("pages.static", filename=filename, v=version)

@@ -17,6 +17,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 
 from hub.application import NotFoundError
 from hub.domain import Ticket, external_uuid
+from hub.events import to_plain
 from hub.web.pages.data import hub_application
 from hub.web.pages.session import viewer_required
 
@@ -133,8 +134,8 @@ def ticket_page(ticket_id: str) -> Any:
             error = f"Version {version_text!r} is invalid; pick a version from 1 to {latest}."
             status = 400
 
-    state = application.get(Ticket, aggregate_id, version=version).state()
-    previous = application.get(Ticket, aggregate_id, version=version - 1).state() if version > 1 else None
+    state = to_plain(application.get(Ticket, aggregate_id, version=version).state())
+    previous = to_plain(application.get(Ticket, aggregate_id, version=version - 1).state()) if version > 1 else None
     for event in timeline:
         event["data_json"] = json.dumps(event["data"], indent=1, sort_keys=True, default=str)
     return render_template(

@@ -99,6 +99,16 @@ def format_time(value: str | datetime | None) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def format_day(value: str | datetime | None) -> str:
+    """Print the UTC day of an ISO 8601 time, such as ``2016-03-02``."""
+    if value is None or value == "":
+        return MISSING
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%d")
+
+
 def format_minutes(value: float | None) -> str:
     """Print a signed duration given in minutes, such as ``-3 d 4 h`` or ``25 min``."""
     if value is None:
@@ -121,6 +131,7 @@ def register_filters(app: Flask) -> None:
     app.add_template_filter(format_score, "score")
     app.add_template_filter(format_nps, "nps")
     app.add_template_filter(format_time, "utc")
+    app.add_template_filter(format_day, "utc_day")
     app.add_template_filter(format_minutes, "minutes")
     app.add_template_global(format_value, "format_value")
     app.add_template_global(format_change, "format_change")

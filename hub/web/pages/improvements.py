@@ -22,18 +22,21 @@ def add_routes(blueprint: Blueprint) -> None:
 
 
 def kpi_kind(kpi: str) -> str:
-    """Return how a KPI's values print, from the naming of the KPI row fields."""
+    """Return how a KPI's values print, from the naming of the KPI row fields.
+
+    A name that is no KPI field (a plan may name any KPI) prints as a plain number.
+    """
+    if kpi.endswith("_cv") or (kpi.endswith("_mean") and "hours" not in kpi):
+        return SCORE
     if "hours" in kpi:
         return HOURS
+    if kpi in ("fcr", "csat") or kpi.endswith("_rate") or "sla_adherence" in kpi:
+        return RATIO
     if kpi == "nps":
         return NPS
-    if kpi.startswith("ces"):
-        return SCORE
     if kpi in ("tickets", "open", "resolved") or kpi.endswith("_responses"):
         return COUNT
-    if kpi.endswith("_mean") or kpi.endswith("_cv"):
-        return SCORE
-    return RATIO
+    return SCORE
 
 
 def improvements_page() -> Any:

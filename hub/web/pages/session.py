@@ -60,9 +60,10 @@ def configure_sessions(app: Flask) -> None:
             # worker is rejected by the others; set HUB_SECRET_KEY for such deployments.
             app.config["SECRET_KEY"] = secrets.token_urlsafe(32)
             logger.info("%s is not set; dashboard sessions use a random key of this process", SECRET_KEY_VARIABLE)
-    app.config.setdefault("SESSION_COOKIE_NAME", SESSION_COOKIE_NAME)
+    # The API keeps no session of its own, so the dashboard sets the cookie's name and flags.
+    app.config["SESSION_COOKIE_NAME"] = SESSION_COOKIE_NAME
     app.config["SESSION_COOKIE_HTTPONLY"] = True
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     if os.environ.get("HUB_SESSION_COOKIE_SECURE", "").lower() in ("1", "true", "yes"):
         app.config["SESSION_COOKIE_SECURE"] = True
 
@@ -80,9 +81,13 @@ def add_security_headers(response: Response) -> Response:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("X-Frame-Options", "DENY")
-    if request.endpoint != "pages.static":
+    if request.endpoint == "pages.static":
+        if request.args.get("v") and response.status_code == 200:
+            # The URL carries a digest of the file (see asset_url), so a changed file gets a new URL.
+            response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    else:
         # Pages show live records; a shared or back-button cache must not keep them.
-        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers["Cache-Control"] = "no-store"
     return response
 
 
