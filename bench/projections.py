@@ -69,6 +69,8 @@ def build_ticket(rng: random.Random, accounts: list, opened: datetime) -> Ticket
     priority = rng.choices([p for p, _ in PRIORITY_WEIGHTS], [w for _, w in PRIORITY_WEIGHTS])[0]
     ticket.prioritize(context("agent", agent, at), priority=priority)
     ticket.assign(context("system", "router", at), group=rng.choice(GROUPS), agent=agent)
+
+    # The conversation: a first reply, then up to two rounds with the requester.
     at += timedelta(hours=rng.lognormvariate(0.5, 1.0))
     ticket.reply(context("agent", agent, at), body="Thanks, we are looking into it.")
     for _ in range(rng.choice((0, 0, 1, 1, 2))):
@@ -76,6 +78,8 @@ def build_ticket(rng: random.Random, accounts: list, opened: datetime) -> Ticket
         ticket.receive_requester_reply(context("requester", requester["id"], at), body="More details")
         at += timedelta(hours=rng.lognormvariate(0.5, 1.0))
         ticket.reply(context("agent", agent, at), body="Here is what we found.")
+
+    # Occasional notes, reassignments and escalations.
     if rng.random() < 0.15:
         ticket.add_note(context("agent", agent, at), body="Checked the logs")
     if rng.random() < 0.1:
@@ -88,6 +92,8 @@ def build_ticket(rng: random.Random, accounts: list, opened: datetime) -> Ticket
         at += timedelta(hours=rng.uniform(1, 8))
         ticket.update_escalation(context("agent", agent, at), note="Fix in progress", promised_by=at + timedelta(hours=4))
         ticket.resolve_escalation(context("agent", agent, at + timedelta(hours=2)), note="Fixed")
+
+    # Nine tickets in ten are resolved; a few are reopened, rated and closed.
     if rng.random() < 0.9:
         at += timedelta(hours=rng.lognormvariate(2.0, 1.2))
         ticket.resolve(context("agent", agent, at), resolution_code="fixed")

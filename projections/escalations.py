@@ -14,6 +14,7 @@ import base64
 import json
 from datetime import datetime, timezone
 from typing import Any
+from uuid import UUID
 
 from hub.domain import Ticket
 from projections.db import Cursor, Database, table_exists
@@ -248,12 +249,21 @@ def escalation_summary(db: Database, now: datetime | None = None) -> list[dict[s
     ]
 
 
-def escalation_history(db: Database, ticket_id: str) -> list[dict[str, Any]]:
+def canonical_ticket_id(ticket_id: UUID | str) -> str:
+    """Return a ticket id in the hyphenated form the views store; accept a UUID, hex digits or the hyphenated form."""
+    try:
+        return str(ticket_id if isinstance(ticket_id, UUID) else UUID(str(ticket_id)))
+    except ValueError:
+        msg = f"ticket id {ticket_id!r} is invalid; use a UUID such as 0f8fad5b-d9cb-469f-a165-70867728950e"
+        raise EscalationQueryError(msg) from None
+
+
+def escalation_history(db: Database, ticket_id: UUID | str) -> list[dict[str, Any]]:
     """Return a ticket's escalation events in stream order (empty if it was never escalated)."""
     with db.transaction(readonly=True) as sql:
         sql.execute(
             f"SELECT {', '.join(HISTORY_COLUMNS)} FROM escalation_events WHERE ticket_id = ? ORDER BY position",
-            (str(ticket_id),),
+            (canonical_ticket_id(ticket_id),),
         )
         rows = sql.fetchall()
     return [dict(zip(HISTORY_COLUMNS, row)) for row in rows]

@@ -263,94 +263,123 @@ def is_repeat_issue(row: Sequence[Any], resolutions: dict[tuple[str, str], list[
     return count > 0
 
 
-@dataclass(frozen=True)
-class TicketKpi:
-    """One ticket's contribution to the KPIs, derived once and then grouped by any dimension."""
+@dataclass
+class KpiColumns:
+    """Every ticket's KPI contribution, one list per measure with one entry per ticket.
 
-    dimensions: dict[str, Any]
-    open: bool
-    first_response_hours: float | None
-    first_response_business_hours: float | None
-    first_resolution_hours: float | None
-    resolution_hours: float | None
-    resolved: bool
-    fcr: bool
-    csat_satisfied: int | None
-    ces_score: int | None
-    ces_scale: str | None
-    reopened: bool
-    repeat_issue: bool
-    escalated: bool
-    reassignments: int
-    made_sla: int | None
-    # (target, met) for each measured SLA target of the ticket.
-    sla_results: tuple[tuple[str, bool], ...]
+    Built once by :func:`ticket_kpis` and then grouped by any dimension. Flags
+    and counts are 0 or 1 integers, so a group's total is a sum. Durations are
+    hours or None.
+    """
+
+    dimensions: dict[str, list[Any]]
+    durations: dict[str, list[float | None]]
+    counts: dict[str, list[int]]
+    ces_7: list[int | None]
+    ces_5: list[int | None]
+    reassignments: list[int]
+
+    def __len__(self) -> int:
+        return len(self.reassignments)
+
+
+# The 0/1 flags counted per group, besides the SLA targets.
+COUNTED = (
+    "open", "resolved", "fcr", "csat_rated", "csat_satisfied", "reopened", "repeat_issue",
+    "escalated", "made_sla_known", "made_sla_true",
+)
+DURATIONS = ("first_response_hours", "first_response_business_hours", "first_resolution_hours", "resolution_hours")
 
 
 def ticket_kpis(
     inputs: KpiInputs, fcr_definition: str = "default", repeat_window_days: float = DEFAULT_REPEAT_WINDOW_DAYS
-) -> list[TicketKpi]:
+) -> KpiColumns:
     """Derive every ticket's KPI contribution from the inputs."""
     index = _COLUMN_INDEX
     window_seconds = repeat_window_days * 86400.0
-    dimension_indexes = [(name, index[column]) for name, column in DIMENSIONS.items()]
-    records = []
-    for row in inputs.tickets:
-        sla_results: tuple[tuple[str, bool], ...] = ()
-        business_hours = None
-        if inputs.sla is not None:
-            sla_results, business_hours = _sla_results(inputs.sla.get(row[index["ticket_id"]], ()))
+    tickets = inputs.tickets
+    dimensions = {name: [row[index[column]] for row in tickets] for name, column in DIMENSIONS.items()}
+    durations: dict[str, list[float | None]] = {
+        name: [row[index[name]] for row in tickets] for name in DURATIONS if name in index
+    }
+    counts: dict[str, list[int]] = {name: [] for name in COUNTED}
+    for target in SLA_TARGETS:
+        counts[f"sla_measured_{target}"] = []
+        counts[f"sla_met_{target}"] = []
+    business_hours: list[float | None] = []
+
+    for row in tickets:
         resolved = row[index["first_resolved_epoch"]] is not None
-        records.append(TicketKpi(
-            dimensions={name: row[position] for name, position in dimension_indexes},
-            open=row[index["status"]] in OPEN_STATUSES,
-            first_response_hours=row[index["first_response_hours"]],
-            first_response_business_hours=business_hours,
-            first_resolution_hours=row[index["first_resolution_hours"]],
-            resolution_hours=row[index["resolution_hours"]],
-            resolved=resolved,
-            fcr=resolved and is_first_contact_resolution(row, fcr_definition),
-            csat_satisfied=row[index["csat_satisfied"]],
-            ces_score=row[index["ces_score"]],
-            ces_scale=row[index["ces_scale"]],
-            reopened=row[index["reopen_count"]] > 0,
-            repeat_issue=is_repeat_issue(row, inputs.resolutions, window_seconds),
-            escalated=row[index["escalation_count"]] > 0,
-            reassignments=row[index["reassignment_count"]],
-            made_sla=row[index["made_sla"]],
-            sla_results=sla_results,
-        ))
-    return records
+        satisfied = row[index["csat_satisfied"]]
+        made_sla = row[index["made_sla"]]
+        counts["open"].append(int(row[index["status"]] in OPEN_STATUSES))
+        counts["resolved"].append(int(resolved))
+        counts["fcr"].append(int(resolved and is_first_contact_resolution(row, fcr_definition)))
+        counts["csat_rated"].append(int(satisfied is not None))
+        counts["csat_satisfied"].append(satisfied or 0)
+        counts["reopened"].append(int(row[index["reopen_count"]] > 0))
+        counts["repeat_issue"].append(int(is_repeat_issue(row, inputs.resolutions, window_seconds)))
+        counts["escalated"].append(int(row[index["escalation_count"]] > 0))
+        counts["made_sla_known"].append(int(made_sla is not None))
+        counts["made_sla_true"].append(made_sla or 0)
+
+        targets = inputs.sla.get(row[index["ticket_id"]], ()) if inputs.sla is not None else ()
+        measured, met, hours = _sla_results(targets)
+        for target in SLA_TARGETS:
+            counts[f"sla_measured_{target}"].append(measured.get(target, 0))
+            counts[f"sla_met_{target}"].append(met.get(target, 0))
+        business_hours.append(hours)
+
+    durations["first_response_business_hours"] = business_hours
+    ces_scores = [row[index["ces_score"]] for row in tickets]
+    ces_scales = [row[index["ces_scale"]] for row in tickets]
+    return KpiColumns(
+        dimensions=dimensions,
+        durations=durations,
+        counts=counts,
+        ces_7=[score if scale == "1-7" else None for score, scale in zip(ces_scores, ces_scales)],
+        ces_5=[score if scale == "1-5" else None for score, scale in zip(ces_scores, ces_scales)],
+        reassignments=[row[index["reassignment_count"]] for row in tickets],
+    )
 
 
-def _sla_results(targets: Iterable[tuple[Any, ...]]) -> tuple[tuple[tuple[str, bool], ...], float | None]:
-    results = []
+def _sla_results(targets: Iterable[tuple[Any, ...]]) -> tuple[dict[str, int], dict[str, int], float | None]:
+    """Count a ticket's measured and met SLA targets, and take the business hours of its first first-response cycle."""
+    measured: dict[str, int] = {}
+    met: dict[str, int] = {}
     first_response_cycles: list[tuple[int, float]] = []
     for target, cycle, state, minutes in targets:
         if state not in SLA_MEASURED_STATES:
             continue
-        results.append((target, state == SLA_MET_STATE))
+        measured[target] = measured.get(target, 0) + 1
+        met[target] = met.get(target, 0) + (state == SLA_MET_STATE)
         if target == "first_response" and minutes is not None:
             first_response_cycles.append((cycle, minutes))
-    business_hours = min(first_response_cycles)[1] / 60.0 if first_response_cycles else None
-    return tuple(results), business_hours
+    hours = min(first_response_cycles)[1] / 60.0 if first_response_cycles else None
+    return measured, met, hours
 
 
 def compute_rows(
     inputs: KpiInputs, group_by: str | None = None, fcr_definition: str = "default",
-    repeat_window_days: float = DEFAULT_REPEAT_WINDOW_DAYS, records: list[TicketKpi] | None = None,
+    repeat_window_days: float = DEFAULT_REPEAT_WINDOW_DAYS, columns: KpiColumns | None = None,
 ) -> list[dict[str, Any]]:
     """Compute the KPI rows of one grouping from inputs read by :func:`load_inputs`.
 
-    ``records`` may pass the result of :func:`ticket_kpis` for the same inputs
+    ``columns`` may pass the result of :func:`ticket_kpis` for the same inputs
     and definitions, so that several groupings derive it once.
     """
-    if records is None:
-        records = ticket_kpis(inputs, fcr_definition, repeat_window_days)
-    groups: dict[Any, list[TicketKpi]] = {}
-    for record in records:
-        key = record.dimensions[group_by] if group_by else None
-        groups.setdefault(key, []).append(record)
+    if columns is None:
+        columns = ticket_kpis(inputs, fcr_definition, repeat_window_days)
+    groups: dict[Any, list[int]] = {}
+    if group_by is None:
+        groups[None] = list(range(len(columns)))
+    else:
+        for position, key in enumerate(columns.dimensions[group_by]):
+            members = groups.get(key)
+            if members is None:
+                groups[key] = [position]
+            else:
+                members.append(position)
 
     nps_applies = group_by is None or group_by == "client" or group_by in PERIODS
     nps_groups: dict[Any, list[int]] = {}
@@ -361,11 +390,10 @@ def compute_rows(
             nps_groups.setdefault(key, []).append(response[1])
             groups.setdefault(key, [])
 
-    if group_by is None:
-        groups.setdefault(None, [])
     has_sla = inputs.sla is not None
     rows = [
-        _row(group_by, key, members, nps_groups.get(key, []), fcr_definition, repeat_window_days, has_sla, nps_applies)
+        _row(group_by, key, members, columns, nps_groups.get(key, []), fcr_definition, repeat_window_days,
+             has_sla, nps_applies)
         for key, members in groups.items()
     ]
     rows.sort(key=lambda row: _sort_key(group_by, row.get(group_by) if group_by else None))
@@ -376,36 +404,42 @@ def _mean(values: list[int]) -> float | None:
     return math.fsum(values) / len(values) if values else None
 
 
+def _present(values: list[Any], members: list[int]) -> list[Any]:
+    """Return the values of the members that are not None."""
+    return [value for value in map(values.__getitem__, members) if value is not None]
+
+
 def _row(
-    group_by: str | None, key: Any, members: list[TicketKpi], nps_scores: list[int], fcr_definition: str,
-    repeat_window_days: float, has_sla: bool, nps_applies: bool,
+    group_by: str | None, key: Any, members: list[int], columns: KpiColumns, nps_scores: list[int],
+    fcr_definition: str, repeat_window_days: float, has_sla: bool, nps_applies: bool,
 ) -> dict[str, Any]:
+    def total(name: str) -> int:
+        return sum(map(columns.counts[name].__getitem__, members))
+
     tickets = len(members)
-    resolved = sum(1 for member in members if member.resolved)
-    rated = [member.csat_satisfied for member in members if member.csat_satisfied is not None]
-    made_sla = [member.made_sla for member in members if member.made_sla is not None]
+    resolved = total("resolved")
+    rated = total("csat_rated")
 
     row: dict[str, Any] = {}
     if group_by is not None:
         row[group_by] = key
     row["tickets"] = tickets
-    row["open"] = sum(1 for member in members if member.open)
+    row["open"] = total("open")
     row["resolved"] = resolved
-    row.update(spread([m.first_response_hours for m in members if m.first_response_hours is not None], "first_response_hours"))
+    row.update(spread(_present(columns.durations["first_response_hours"], members), "first_response_hours"))
     business = spread(
-        [m.first_response_business_hours for m in members if m.first_response_business_hours is not None],
-        "first_response_business_hours",
+        _present(columns.durations["first_response_business_hours"], members), "first_response_business_hours"
     )
     row["first_response_business_hours_p50"] = business["first_response_business_hours_p50"]
     row["first_response_business_hours_p90"] = business["first_response_business_hours_p90"]
-    row.update(spread([m.first_resolution_hours for m in members if m.first_resolution_hours is not None], "first_resolution_hours"))
-    row.update(spread([m.resolution_hours for m in members if m.resolution_hours is not None], "resolution_hours"))
-    row["fcr"] = share(sum(1 for member in members if member.fcr), resolved)
+    row.update(spread(_present(columns.durations["first_resolution_hours"], members), "first_resolution_hours"))
+    row.update(spread(_present(columns.durations["resolution_hours"], members), "resolution_hours"))
+    row["fcr"] = share(total("fcr"), resolved)
     row["fcr_definition"] = fcr_definition
-    row["csat"] = share(sum(rated), len(rated))
-    row["csat_responses"] = len(rated)
-    ces_7 = [m.ces_score for m in members if m.ces_score is not None and m.ces_scale == "1-7"]
-    ces_5 = [m.ces_score for m in members if m.ces_score is not None and m.ces_scale == "1-5"]
+    row["csat"] = share(total("csat_satisfied"), rated)
+    row["csat_responses"] = rated
+    ces_7 = _present(columns.ces_7, members)
+    ces_5 = _present(columns.ces_5, members)
     row["ces"] = _mean(ces_7)
     row["ces_responses"] = len(ces_7)
     row["ces_1_5"] = _mean(ces_5)
@@ -417,26 +451,22 @@ def _row(
     else:
         row["nps"] = None
     row["nps_responses"] = len(nps_scores) if nps_applies else None
-    row["reopen_rate"] = share(sum(1 for member in members if member.reopened), tickets)
-    row["repeat_issue_rate"] = share(sum(1 for member in members if member.repeat_issue), tickets)
+    row["reopen_rate"] = share(total("reopened"), tickets)
+    row["repeat_issue_rate"] = share(total("repeat_issue"), tickets)
     row["repeat_window_days"] = repeat_window_days
-    row["escalation_rate"] = share(sum(1 for member in members if member.escalated), tickets)
-    row["reassignments_mean"] = share(sum(member.reassignments for member in members), tickets)
+    row["escalation_rate"] = share(total("escalated"), tickets)
+    row["reassignments_mean"] = share(sum(map(columns.reassignments.__getitem__, members)), tickets)
     if has_sla:
-        measured: dict[str, int] = {}
-        met: dict[str, int] = {}
-        for member in members:
-            for target, was_met in member.sla_results:
-                measured[target] = measured.get(target, 0) + 1
-                met[target] = met.get(target, 0) + was_met
+        measured = {target: total(f"sla_measured_{target}") for target in SLA_TARGETS}
+        met = {target: total(f"sla_met_{target}") for target in SLA_TARGETS}
         row["sla_adherence"] = share(sum(met.values()), sum(measured.values()))
         for target in SLA_TARGETS:
-            row[f"sla_adherence_{target}"] = share(met.get(target, 0), measured.get(target, 0))
+            row[f"sla_adherence_{target}"] = share(met[target], measured[target])
     else:
         row["sla_adherence"] = None
         for target in SLA_TARGETS:
             row[f"sla_adherence_{target}"] = None
-    row["source_sla_adherence"] = share(sum(made_sla), len(made_sla))
+    row["source_sla_adherence"] = share(total("made_sla_true"), total("made_sla_known"))
     return row
 
 
@@ -551,12 +581,12 @@ def refresh_summary(db: Database) -> None:
         inputs = load_inputs(cursor)
         refreshed_at = iso_utc(datetime.now(timezone.utc))
         cursor.execute("DELETE FROM kpi_summary")
-        records = ticket_kpis(inputs)
+        columns = ticket_kpis(inputs)
         cursor.executemany(
             "INSERT INTO kpi_summary (dimension, rows, sources, refreshed_at) VALUES (?, ?, ?, ?)",
             [
                 (
-                    dimension or ALL_KEY, json.dumps(compute_rows(inputs, dimension, records=records)),
+                    dimension or ALL_KEY, json.dumps(compute_rows(inputs, dimension, columns=columns)),
                     json.dumps(sources), refreshed_at,
                 )
                 for dimension in SUMMARY_DIMENSIONS

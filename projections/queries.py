@@ -16,7 +16,8 @@ query never replays events. Signatures are stable:
 - ``projection_status(db) -> list[dict]`` (positions only; the runner adds the lag)
 
 Times in results are ISO 8601 UTC text, and time arguments are aware
-datetimes. An invalid argument raises ``KpiQueryError`` or
+datetimes. Ticket ids in results are hyphenated UUID strings; a ticket id
+argument may be a UUID, its hyphenated form or its 32 hex digits. An invalid argument raises ``KpiQueryError`` or
 ``EscalationQueryError`` (both ``ValueError``) with a message that names it and
 the accepted values; ``improvements`` raises ``ValueError`` for an unknown phase.
 """
@@ -25,9 +26,16 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from projections.db import Database
-from projections.escalations import EscalationQueryError, escalation_history, escalation_summary, escalations
+from projections.escalations import (
+    EscalationQueryError,
+    canonical_ticket_id,
+    escalation_history,
+    escalation_summary,
+    escalations,
+)
 from projections.improvements import improvements
 from projections.kpis import DIMENSIONS, PERIODS, KpiQueryError, kpis
 from projections.tickets import FACT_COLUMNS, iso_utc
@@ -38,11 +46,12 @@ __all__ = [
 ]
 
 
-def ticket_facts(db: Database, ticket_id: str) -> dict[str, Any] | None:
+def ticket_facts(db: Database, ticket_id: UUID | str) -> dict[str, Any] | None:
     """Return one ticket's KPI facts, or None if the view has no such ticket."""
     with db.transaction(readonly=True) as cursor:
         cursor.execute(
-            f"SELECT {', '.join(FACT_COLUMNS)} FROM ticket_facts WHERE ticket_id = ?", (str(ticket_id),)
+            f"SELECT {', '.join(FACT_COLUMNS)} FROM ticket_facts WHERE ticket_id = ?",
+            (canonical_ticket_id(ticket_id),),
         )
         row = cursor.fetchone()
     return None if row is None else dict(zip(FACT_COLUMNS, row))

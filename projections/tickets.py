@@ -12,8 +12,8 @@ resolved, closed, reopened, rejected or status_changed.
 Definitions, matching the events:
 
 - first response: the earliest public agent message (``AgentReplied`` or
-  ``ClarificationRequested``); a reply by a ``system`` actor is an automatic
-  acknowledgement and does not count, nor do notes.
+  ``ClarificationRequested``). A reply by a ``system`` actor is an automatic
+  acknowledgement and does not count, and neither do notes.
 - first resolution: the earliest ``Resolved``. Final resolution: the latest
   ``Resolved`` that no ``Reopened``, ``ResolutionRejected`` or status change
   followed; a ticket that is open again has none.

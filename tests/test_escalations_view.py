@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -172,3 +173,34 @@ def test_history_of_ticket(escalated):
     assert history[1]["note"] == "Apologised"
     assert history[0]["actor_id"] == "agent-1"
     assert escalation_history(db, str(uuid4())) == []
+
+
+def test_escalations_command_summary(tmp_path, monkeypatch, capsys):
+    from hub.application import create_application
+    from hub.cli import main
+    from hub.settings import load_settings
+
+    url = f"sqlite:///{tmp_path}/hub.sqlite3"
+    app = create_application(load_settings({"HUB_DATABASE_URL": url}))
+    ticket = new_ticket(0)
+    ticket.escalate(at(1), level=3, reason="Outage", owner="ops", promised_by=promised(2))
+    app.save_batch([ticket])
+    app.close()
+    monkeypatch.setenv("HUB_DATABASE_URL", url)
+
+    code = main(["escalations", "--summary", "--format", "json"])
+
+    assert code == 0
+    assert json.loads(capsys.readouterr().out) == [
+        {"level": 3, "owner": "ops", "open": 1, "overdue": 1, "next_promised_by": "2024-05-06T10:00:00.000000+00:00"},
+    ]
+
+
+def test_history_accepts_hex_and_uuid(escalated):
+    db, ids = escalated
+    ticket_id = UUID(ids["b"])
+
+    assert escalation_history(db, ticket_id.hex) == escalation_history(db, ids["b"])
+    assert len(escalation_history(db, ticket_id)) == 1
+    with pytest.raises(EscalationQueryError, match="ticket id 'T-1' is invalid"):
+        escalation_history(db, "T-1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 from uuid import uuid4
 
@@ -138,3 +139,24 @@ def test_filters_by_phase_and_kpi(pdca):
     assert list(entries_by_title(pdca, kpi="csat")) == ["Coach on tone"]
     with pytest.raises(ValueError, match="phase 'done' is invalid"):
         improvements(pdca, phase="done")
+
+
+def test_improvements_command_lists_log(tmp_path, monkeypatch, capsys):
+    from hub.application import create_application
+    from hub.cli import main
+    from hub.settings import load_settings
+
+    url = f"sqlite:///{tmp_path}/hub.sqlite3"
+    app = create_application(load_settings({"HUB_DATABASE_URL": url}))
+    cycle = Improvement.plan(at(0), improvement_id=uuid4(), title="Macros", kpi="csat", baseline=0.6, target=0.7)
+    cycle.do(at(1), change="New macros")
+    app.save_batch([cycle])
+    app.close()
+    monkeypatch.setenv("HUB_DATABASE_URL", url)
+
+    code = main(["improvements", "--format", "json"])
+
+    assert code == 0
+    [entry] = json.loads(capsys.readouterr().out)
+    assert (entry["title"], entry["phase"], entry["change"]) == ("Macros", "do", "New macros")
+    assert (entry["baseline"], entry["target"], entry["target_met"]) == (0.6, 0.7, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from hub.application import create_application
+from hub.cli import main
 from hub.domain import Context, Ticket
 from hub.settings import load_settings
 from projections.db import Database
@@ -352,3 +354,39 @@ def test_worker_process_follows_and_stops(kind, request, tmp_path):
     assert "Projection runner stopped at position 10" in errors
     observer.close()
     app.close()
+
+
+def test_projections_commands(tmp_path, monkeypatch, capsys):
+    url = f"sqlite:///{tmp_path}/hub.sqlite3"
+    app = create_application(load_settings({"HUB_DATABASE_URL": url}))
+    record_tickets(app, 5)
+    app.close()
+    monkeypatch.setenv("HUB_DATABASE_URL", url)
+
+    assert main(["projections", "status", "--format", "json"]) == 0
+    before = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert main(["projections", "rebuild", "tickets"]) == 0
+    rebuilt = capsys.readouterr().out
+    assert main(["projections", "status", "--format", "json"]) == 0
+    after = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert main(["projections", "rebuild", "nope"]) == 2
+
+    assert before["tickets"] == {"name": "tickets", "position": 0, "lag": 10}
+    assert rebuilt == "Rebuilt tickets: 10 events applied\n"
+    assert after["tickets"] == {"name": "tickets", "position": 10, "lag": 0}
+    # The rebuild ends with a catch-up of every view.
+    assert {row["lag"] for row in after.values()} == {0}
+    assert "projection 'nope' is not known" in capsys.readouterr().err
+
+
+def test_worker_once_catches_up(tmp_path, monkeypatch, capsys):
+    url = f"sqlite:///{tmp_path}/hub.sqlite3"
+    app = create_application(load_settings({"HUB_DATABASE_URL": url}))
+    record_tickets(app, 3)
+    app.close()
+    monkeypatch.setenv("HUB_DATABASE_URL", url)
+
+    code = main(["worker", "--once"])
+
+    assert code == 0
+    assert capsys.readouterr().out == "Applied 6 events; views at position 6\n"
