@@ -14,8 +14,9 @@ filters, grouped by one dimension. The definitions:
 - ``ces``: mean latest effort score on the 1-7 scale; ``ces_1_5`` for the 1-5 scale.
   The two scales are kept apart rather than rescaled.
 - ``nps``: percent promoters (9-10) minus percent detractors (0-6) among the
-  client accounts' NPS responses in the period; only for no grouping, ``client``
-  or a period, because a response belongs to a client, not to a ticket.
+  client accounts' NPS responses given in ``[since, until)``. A response
+  belongs to a client, not to a ticket, so NPS is null when grouping or
+  filtering by anything but the client or a period.
 - ``reopen_rate``, ``escalation_rate``: share of tickets reopened, escalated at least once.
 - ``repeat_issue_rate``: share of tickets opened within ``repeat_window_days``
   after another ticket of the same client and category was first resolved.
@@ -77,6 +78,9 @@ DEFAULT_REPEAT_WINDOW_DAYS = 30
 SLA_MEASURED_STATES = ("met", "missed", "breached")
 SLA_MET_STATE = "met"
 SLA_TABLE = "sla_targets"
+
+# Filters that also select NPS responses, and the nps_responses column each one compares.
+NPS_FILTER_COLUMNS = {"client": "client_account_id", "day": "day", "week": "week", "month": "month"}
 
 TICKET_COLUMNS = (
     "ticket_id", "priority", "channel", "category", "group_name", "agent", "client_account_id",
@@ -141,8 +145,8 @@ class KpiInputs:
     resolutions: dict[tuple[str, str], list[float]]
     # ticket_id -> [(target, cycle, state, elapsed_business_minutes)], or None without an SLA view.
     sla: dict[str, list[tuple[Any, ...]]] | None
-    # (client_account_id, score, day, week, month)
-    nps: list[tuple[Any, ...]] = field(default_factory=list)
+    # (client_account_id, score, day, week, month), or None when a filter makes NPS meaningless.
+    nps: list[tuple[Any, ...]] | None = field(default_factory=list)
 
 
 def check_arguments(
@@ -212,13 +216,19 @@ def load_inputs(
     if until is not None:
         nps_conditions.append("occurred_at < ?")
         nps_params.append(iso_utc(until))
-    client_filter = (filters or {}).get("client")
-    if client_filter is not None:
-        nps_conditions.append("client_account_id = ?")
-        nps_params.append(client_filter)
+    for name, value in (filters or {}).items():
+        column = NPS_FILTER_COLUMNS.get(name)
+        if column is None:
+            continue
+        nps_conditions.append(f"{column} IS NULL" if value is None else f"{column} = ?")
+        if value is not None:
+            nps_params.append(value)
     nps_where = f" WHERE {' AND '.join(nps_conditions)}" if nps_conditions else ""
-    nps: list[tuple[Any, ...]] = []
-    if table_exists(cursor, "nps_responses"):
+    nps: list[tuple[Any, ...]] | None = []
+    if any(name not in NPS_FILTER_COLUMNS for name in filters or {}):
+        # A response belongs to a client account, not to a ticket's priority or agent.
+        nps = None
+    elif table_exists(cursor, "nps_responses"):
         cursor.execute(
             f"SELECT client_account_id, score, day, week, month FROM nps_responses{nps_where}", nps_params
         )
@@ -381,9 +391,9 @@ def compute_rows(
             else:
                 members.append(position)
 
-    nps_applies = group_by is None or group_by == "client" or group_by in PERIODS
+    nps_applies = inputs.nps is not None and (group_by is None or group_by == "client" or group_by in PERIODS)
     nps_groups: dict[Any, list[int]] = {}
-    if nps_applies:
+    if nps_applies and inputs.nps is not None:
         nps_key = {"client": 0, "day": 2, "week": 3, "month": 4}.get(group_by or "")
         for response in inputs.nps:
             key = response[nps_key] if nps_key is not None else None

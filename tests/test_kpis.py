@@ -370,3 +370,15 @@ def test_kpi_command_rejects_bad_filter(capsys):
 
     assert code == 2
     assert "--filter 'team=a' is invalid" in capsys.readouterr().err
+
+
+def test_nps_null_with_ticket_filter(scenario):
+    db, ids = scenario
+
+    filtered = kpis(db, filters={"priority": "high"})[0]
+    by_client = kpis(db, filters={"client": ids["acme"]})[0]
+
+    assert filtered["nps"] is None
+    assert filtered["nps_responses"] is None
+    assert by_client["nps"] == 25.0
+    assert by_client["nps_responses"] == 4
