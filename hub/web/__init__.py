@@ -26,7 +26,7 @@ from hub.application import create_application
 from hub.settings import load_settings, read_flag
 from hub.web.errors import ApiError, ErrorSchema, register_error_handlers
 from hub.web.services import EXTENSION_NAME, Services
-from hub.web.storage import IdempotencyStore, SqlTables, TokenStore
+from hub.web.storage import IdempotencyStore, SqlTables, TokenStore, setup_lock
 
 logger = logging.getLogger(__name__)
 
@@ -142,12 +142,15 @@ def build_services(config: Mapping[str, Any]) -> Services:
     if config["DATABASE_URL"]:
         environ["HUB_DATABASE_URL"] = config["DATABASE_URL"]
     settings = load_settings(environ)
-    application = create_application(settings, **config["PERSISTENCE_ENV"])
-    tables = SqlTables(application)
-    tables.create_tables()
+    with setup_lock(settings):
+        application = create_application(settings, **config["PERSISTENCE_ENV"])
+        tables = SqlTables(application)
+        tables.create_tables()
 
     views = all_views()
     if not any(view.name == TicketListView.name for view in views):
+        # NOTE: "hub worker" applies only the views of all_views(); until the ticket
+        # list is registered there, only an in-process runner keeps it current.
         views.append(TicketListView())
     database = Database.for_application(application)
     run_projections = config["RUN_PROJECTIONS"]

@@ -22,6 +22,7 @@ from typing import Any
 from eventsourcing.persistence import PersistenceError
 
 from hub.application import HubApplication
+from hub.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,36 @@ CREATE_STATEMENTS = (
     " headers TEXT NOT NULL,"
     " created_at TEXT NOT NULL)",
 )
+
+
+# Key of the PostgreSQL advisory lock held while a process creates its tables (any fixed bigint).
+SETUP_LOCK_KEY = 0x6875625F617069  # "hub_api" in ASCII
+
+
+@contextmanager
+def setup_lock(settings: Settings) -> Iterator[None]:
+    """Hold a database-wide lock on PostgreSQL while the caller creates tables.
+
+    gunicorn workers start together, and concurrent DDL on PostgreSQL fails with
+    "tuple concurrently updated" or a duplicate pg_type row, even for statements
+    that say IF NOT EXISTS. On SQLite the file lock already serializes them.
+    """
+    if settings.store != "postgresql":
+        yield
+        return
+    import psycopg
+
+    postgres = settings.postgres
+    with psycopg.connect(
+        dbname=postgres["POSTGRES_DBNAME"], host=postgres["POSTGRES_HOST"],
+        port=postgres.get("POSTGRES_PORT", "5432"), user=postgres["POSTGRES_USER"],
+        password=postgres.get("POSTGRES_PASSWORD", ""), autocommit=True,
+    ) as connection:
+        connection.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK_KEY,))
+        try:
+            yield
+        finally:
+            connection.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK_KEY,))
 
 
 def hash_token(token: str) -> str:

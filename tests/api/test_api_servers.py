@@ -17,6 +17,7 @@ import requests
 from hub.application import create_application
 from hub.settings import load_settings
 from hub.web.storage import SqlTables, TokenStore
+from tests.conftest import POSTGRES_URL, requires_postgres
 
 pytestmark = pytest.mark.slow
 
@@ -29,8 +30,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def make_token(database_url: str, role: str) -> str:
-    application = create_application(load_settings({"HUB_DATABASE_URL": database_url}))
+def make_token(database_url: str, role: str, **persistence: str) -> str:
+    application = create_application(load_settings({"HUB_DATABASE_URL": database_url}), **persistence)
     try:
         tables = SqlTables(application)
         tables.create_tables()
@@ -52,8 +53,8 @@ def wait_until_up(base_url: str, process: subprocess.Popen) -> None:
     raise AssertionError("the server did not answer /healthz within 30 s")
 
 
-def start(command: list[str], database_url: str, tmp_path: Path) -> subprocess.Popen:
-    env = {**os.environ, "HUB_DATABASE_URL": database_url}
+def start(command: list[str], database_url: str, tmp_path: Path, **extra_env: str) -> subprocess.Popen:
+    env = {**os.environ, "HUB_DATABASE_URL": database_url, **extra_env}
     log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -114,18 +115,27 @@ def test_serve_reads_ticket_at_each_version(served):
         assert past.json() == expected
 
 
-def test_gunicorn_workers_share_idempotency_keys(tmp_path):
-    database_url = f"sqlite:///{tmp_path}/hub.sqlite3"
-    token = make_token(database_url, "integration")
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=[requires_postgres, pytest.mark.postgres])])
+def gunicorn_store(request, tmp_path):
+    """A new, empty store for gunicorn: its URL and extra environment (the PostgreSQL schema)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/hub.sqlite3", {}
+    return POSTGRES_URL, {"POSTGRES_SCHEMA": request.getfixturevalue("postgres_schema")}
+
+
+def test_gunicorn_workers_share_idempotency_keys(tmp_path, gunicorn_store):
+    database_url, extra_env = gunicorn_store
     port = free_port()
+    # Four workers start together on an empty store, as the Procfile does.
     process = start(
-        [str(BIN / "gunicorn"), "hub.web:create_app()", "--workers", "2", "--bind", f"127.0.0.1:{port}"],
-        database_url, tmp_path,
+        [str(BIN / "gunicorn"), "hub.web:create_app()", "--workers", "4", "--bind", f"127.0.0.1:{port}"],
+        database_url, tmp_path, **extra_env,
     )
     base_url = f"http://127.0.0.1:{port}"
-    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "one-ticket-only"}
     try:
         wait_until_up(base_url, process)
+        token = make_token(database_url, "integration", **extra_env)
+        headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "one-ticket-only"}
         with ThreadPoolExecutor(max_workers=8) as pool:
             responses = list(pool.map(
                 lambda _: requests.post(f"{base_url}/api/v1/tickets", json={"subject": "Race"}, headers=headers, timeout=30),
