@@ -389,6 +389,29 @@ class Decision:
     next_attempt_at: float | None
 
 
+# A late result replaces the "abandoned" row that another worker wrote when
+# the attempt's lease ran out.
+_UPSERT_ATTEMPT = (
+    f"INSERT INTO {ATTEMPTS_TABLE} (message_id, attempt_number, endpoint_id, attempted_at,"
+    " webhook_timestamp, status, latency_ms, response_body, error, outcome, worker)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (message_id, attempt_number) DO UPDATE SET"
+    " attempted_at = excluded.attempted_at, webhook_timestamp = excluded.webhook_timestamp,"
+    " status = excluded.status, latency_ms = excluded.latency_ms,"
+    " response_body = excluded.response_body, error = excluded.error,"
+    " outcome = excluded.outcome, worker = excluded.worker"
+    f" WHERE {ATTEMPTS_TABLE}.outcome = 'abandoned' AND excluded.outcome <> 'abandoned'"
+)
+
+
+def _attempt_row(claim: Claim, attempt: AttemptRecord) -> tuple[Any, ...]:
+    return (
+        claim.message_id, claim.attempt_number, claim.endpoint_id, attempt.attempted_at,
+        attempt.webhook_timestamp, attempt.status, attempt.latency_ms, attempt.response_body,
+        attempt.error, attempt.outcome, attempt.worker,
+    )
+
+
 _CLAIM_COLUMNS = (
     "m.id, m.endpoint_id, m.position, m.event_type, m.body, m.attempts, m.retry_step, m.lease_token,"
     " e.url, e.secret, e.previous_secret, e.previous_secret_expires_at"
@@ -482,28 +505,32 @@ class Outbox:
         per endpoint with a known outcome, when its current run of failures
         began (None after a success).
         """
-        failing_since: dict[str, float | None] = {}
+        delivered = [(claim, attempt) for claim, attempt, decision in outcomes if decision.state == DELIVERED]
+        others = [item for item in outcomes if item[2].state != DELIVERED]
+        recorded: list[tuple[Claim, AttemptRecord]] = list(delivered)
         with self.db.transaction() as cursor:
-            for claim, attempt, decision in outcomes:
-                if not self._apply_decision(cursor, claim, attempt, decision):
-                    continue
-                self._insert_attempt(cursor, claim, attempt)
-                if attempt.outcome != ABANDONED:
-                    # An abandoned attempt may or may not have reached the
-                    # receiver, so it leaves the endpoint's health as it was.
-                    failing_since[claim.endpoint_id] = self._update_health(cursor, claim.endpoint_id, attempt)
-        return failing_since
-
-    @staticmethod
-    def _apply_decision(cursor: Cursor, claim: Claim, attempt: AttemptRecord, decision: Decision) -> bool:
-        if decision.state == DELIVERED:
-            cursor.execute(
+            # executemany runs in one round trip per batch on PostgreSQL (psycopg pipelines it).
+            cursor.executemany(
                 f"UPDATE {MESSAGES_TABLE} SET state = 'delivered', next_attempt_at = NULL,"
                 " lease_until = NULL, lease_token = NULL, last_status = ?, last_error = NULL,"
                 " finished_at = ? WHERE id = ?",
-                (attempt.status, attempt.attempted_at, claim.message_id),
+                [(attempt.status, attempt.attempted_at, claim.message_id) for claim, attempt in delivered],
             )
-            return True
+            for claim, attempt, decision in others:
+                if self._apply_decision(cursor, claim, attempt, decision):
+                    recorded.append((claim, attempt))
+            cursor.executemany(_UPSERT_ATTEMPT, [_attempt_row(claim, attempt) for claim, attempt in recorded])
+            # An abandoned attempt may or may not have reached the receiver, so
+            # it leaves the endpoint's health as it was.
+            recorded_ids = {claim.message_id for claim, _ in recorded}
+            known = [
+                (claim.endpoint_id, attempt) for claim, attempt, _ in outcomes
+                if claim.message_id in recorded_ids and attempt.outcome != ABANDONED
+            ]
+            return self._update_health(cursor, known)
+
+    @staticmethod
+    def _apply_decision(cursor: Cursor, claim: Claim, attempt: AttemptRecord, decision: Decision) -> bool:
         finished_at = attempt.attempted_at if decision.state in (FAILED, CANCELLED) else None
         cursor.execute(
             f"UPDATE {MESSAGES_TABLE} SET state = ?, retry_step = ?, next_attempt_at = ?,"
@@ -520,45 +547,41 @@ class Outbox:
         return cursor.rowcount > 0 or attempt.outcome != ABANDONED
 
     @staticmethod
-    def _insert_attempt(cursor: Cursor, claim: Claim, attempt: AttemptRecord) -> None:
-        # A late result replaces the "abandoned" row another worker wrote when
-        # this attempt's lease ran out.
-        cursor.execute(
-            f"INSERT INTO {ATTEMPTS_TABLE} (message_id, attempt_number, endpoint_id, attempted_at,"
-            " webhook_timestamp, status, latency_ms, response_body, error, outcome, worker)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (message_id, attempt_number) DO UPDATE SET"
-            " attempted_at = excluded.attempted_at, webhook_timestamp = excluded.webhook_timestamp,"
-            " status = excluded.status, latency_ms = excluded.latency_ms,"
-            " response_body = excluded.response_body, error = excluded.error,"
-            " outcome = excluded.outcome, worker = excluded.worker"
-            f" WHERE {ATTEMPTS_TABLE}.outcome = 'abandoned' AND excluded.outcome <> 'abandoned'",
-            (
-                claim.message_id, claim.attempt_number, claim.endpoint_id, attempt.attempted_at,
-                attempt.webhook_timestamp, attempt.status, attempt.latency_ms, attempt.response_body,
-                attempt.error, attempt.outcome, attempt.worker,
-            ),
-        )
+    def _update_health(cursor: Cursor, attempts: list[tuple[str, AttemptRecord]]) -> dict[str, float | None]:
+        """Update each endpoint's failure run from a batch of attempts, in batch order.
 
-    @staticmethod
-    def _update_health(cursor: Cursor, endpoint_id: str, attempt: AttemptRecord) -> float | None:
-        if attempt.outcome == "success":
+        An endpoint's run of failures starts at its first failed attempt after
+        its last success. Returns that start per endpoint, or None when the
+        endpoint's last attempt in the batch succeeded.
+        """
+        by_endpoint: dict[str, list[AttemptRecord]] = {}
+        for endpoint_id, attempt in attempts:
+            by_endpoint.setdefault(endpoint_id, []).append(attempt)
+        failing_since: dict[str, float | None] = {}
+        for endpoint_id, records in by_endpoint.items():
+            successes = [index for index, record in enumerate(records) if record.outcome == "success"]
+            if successes:
+                last = successes[-1]
+                failures_after = records[last + 1:]
+                started = failures_after[0].attempted_at if failures_after else None
+                cursor.execute(
+                    f"INSERT INTO {HEALTH_TABLE} (endpoint_id, failing_since, last_success_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (endpoint_id) DO UPDATE SET failing_since = excluded.failing_since,"
+                    " last_success_at = excluded.last_success_at",
+                    (endpoint_id, started, records[last].attempted_at),
+                )
+                failing_since[endpoint_id] = started
+                continue
             cursor.execute(
-                f"INSERT INTO {HEALTH_TABLE} (endpoint_id, failing_since, last_success_at) VALUES (?, NULL, ?)"
-                " ON CONFLICT (endpoint_id) DO UPDATE SET failing_since = NULL,"
-                " last_success_at = excluded.last_success_at",
-                (endpoint_id, attempt.attempted_at),
+                f"INSERT INTO {HEALTH_TABLE} (endpoint_id, failing_since, last_success_at) VALUES (?, ?, NULL)"
+                f" ON CONFLICT (endpoint_id) DO UPDATE SET"
+                f" failing_since = COALESCE({HEALTH_TABLE}.failing_since, excluded.failing_since)",
+                (endpoint_id, records[0].attempted_at),
             )
-            return None
-        cursor.execute(
-            f"INSERT INTO {HEALTH_TABLE} (endpoint_id, failing_since, last_success_at) VALUES (?, ?, NULL)"
-            f" ON CONFLICT (endpoint_id) DO UPDATE SET"
-            f" failing_since = COALESCE({HEALTH_TABLE}.failing_since, excluded.failing_since)",
-            (endpoint_id, attempt.attempted_at),
-        )
-        cursor.execute(f"SELECT failing_since FROM {HEALTH_TABLE} WHERE endpoint_id = ?", (endpoint_id,))
-        row = cursor.fetchone()
-        return None if row is None else row[0]
+            cursor.execute(f"SELECT failing_since FROM {HEALTH_TABLE} WHERE endpoint_id = ?", (endpoint_id,))
+            row = cursor.fetchone()
+            failing_since[endpoint_id] = None if row is None else row[0]
+        return failing_since
 
     def next_due(self) -> float | None:
         """Return when the earliest pending message of an enabled endpoint is due, or None."""

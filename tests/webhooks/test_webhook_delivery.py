@@ -425,3 +425,23 @@ def test_worker_killed_during_a_delivery_loses_no_message(harness, receivers, tm
     assert first["headers"]["webhook-id"] == second["headers"]["webhook-id"] == message["id"]
     assert first["body"] == second["body"]
     Webhook(secret).verify(second["body"], second["headers"])
+
+
+def test_late_result_replaces_abandoned_attempt(harness, receivers):
+    receiver = receivers()
+    endpoint_id, _ = harness.subscribe(receiver.url(), ["ticket.opened"])
+    harness.open_ticket()
+    harness.dispatch()
+    [claim] = harness.outbox.claim(harness.clock().timestamp(), 10, 60)
+    late = harness.worker.attempt(claim)
+    harness.clock.advance(61)
+    harness.worker.run_once()
+    recovered = only_message(harness, endpoint_id)
+
+    harness.outbox.complete([(late.claim, late.record, late.decision)])
+
+    assert [attempt["outcome"] for attempt in recovered["attempts"]] == ["abandoned"]
+    message = only_message(harness, endpoint_id)
+    assert message["state"] == "delivered"
+    assert [attempt["outcome"] for attempt in message["attempts"]] == ["success"]
+    assert len(receiver.requests) == 1
