@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-# Returns what Chart.js holds and drew for the chart on <canvas data-chart=ID>.
+# Returns the data Chart.js contains and drew for the chart on <canvas data-chart=ID>.
 READ_CHART = """(id) => {
   const canvas = document.querySelector(`canvas[data-chart="${id}"]`);
   const chart = Chart.getChart(canvas);
@@ -58,9 +58,10 @@ def json_attribute(locator: Any, name: str) -> Any:
     return json.loads(locator.get_attribute(name))
 
 
-# The printed forms, restated from the dashboard's rules: durations in minutes
-# below 1 h, in hours below 48 h and in days above; rates in percent with one
-# decimal; counts with thousands separators; a missing value as an em dash.
+# The printed forms, restated from the dashboard's rules. Durations print in
+# minutes below 1 h, in hours below 48 h and in days above. Rates print in
+# percent with one decimal, counts with thousands separators, and a missing
+# value as an em dash.
 
 DASH = "\u2014"
 MINUS = "\u2212"
@@ -69,7 +70,7 @@ MINUS = "\u2212"
 def shown_hours(value: float | None) -> str:
     if value is None:
         return DASH
-    if value < 1:
+    if value * 60 < 59.5:
         return f"{round(value * 60)} min"
     if value < 48:
         return f"{value:.1f} h"

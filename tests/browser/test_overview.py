@@ -172,3 +172,17 @@ def test_invalid_month_names_the_value(analyst):
 
     assert response.status == 400
     assert "'2016-13'" in analyst.page.locator(".error-box").inner_text()
+
+
+def test_month_options_count_api_tickets(analyst, live_hub):
+    analyst.open("/?period=2016-05")
+    months = {row["month"]: row["tickets"] for row in live_hub.api_items("/api/v1/kpis", group_by="month")}
+
+    options = analyst.page.evaluate(
+        "() => Array.from(document.querySelectorAll('select[name=period] option')).map(o => [o.value, o.text])"
+    )
+
+    shown = {value: text for value, text in options if value not in ("", "all")}
+    assert sorted(shown) == sorted(months)
+    for month, tickets in months.items():
+        assert shown[month] == f"{month} ({tickets:,} tickets)"

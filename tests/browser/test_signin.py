@@ -105,7 +105,7 @@ def test_sign_out_ends_session(own_analyst):
 
 
 def test_signin_form_rejects_missing_form_token(analyst):
-    # A cross-site form post carries no form token of this session, so it signs nobody in.
+    # A cross-site form post lacks this session's form token, so the server rejects it.
     response = analyst.page.request.post(
         analyst.hub.base_url + "/signin", form={"token": analyst.hub.tokens["admin"], "next": "/"},
         max_redirects=0,

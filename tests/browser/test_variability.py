@@ -25,13 +25,13 @@ def test_spread_table_equals_api_priorities(analyst, live_hub):
     analyst.open("/variability?period=2016-05")
     expected = priority_rows(live_hub)
 
-    shown = read_table(analyst.page, "#spread-table")
+    figures_by_priority = read_table(analyst.page, "#spread-table")
 
-    assert list(shown) == [row["priority"] for row in expected]
+    assert list(figures_by_priority) == [row["priority"] for row in expected]
     for row in expected:
-        for key, value in shown[row["priority"]].items():
+        for key, value in figures_by_priority[row["priority"]].items():
             assert value == row[key], (row["priority"], key)
-        assert len(shown[row["priority"]]) == 9
+        assert len(figures_by_priority[row["priority"]]) == 9
 
 
 def test_two_histograms_per_priority(analyst, live_hub):

@@ -1,4 +1,4 @@
-"""How the pages print figures: durations, rates, scores, counts, times and changes.
+"""Printed forms of the pages' figures: durations, rates, scores, counts, times and changes.
 
 Every metric has a kind, and each kind has one format, so a tile, a table cell
 and a change badge print the same value the same way. A missing value (no
@@ -27,7 +27,8 @@ def format_hours(value: float | None) -> str:
     """Print a duration given in hours: minutes below 1 h, hours below 48 h, days above."""
     if value is None:
         return MISSING
-    if value < 1:
+    # Below 59.5 minutes the minutes round to at most 59; from there on, hours read better.
+    if value * 60 < 59.5:
         return f"{value * 60:.0f} min"
     if value < 48:
         return f"{value:.1f} h"
@@ -63,15 +64,30 @@ def format_value(value: Any, kind: str) -> str:
     return FORMATS[kind](value)
 
 
+# Decimal places of a change as printed, per kind; ratios change in percentage points.
+CHANGE_DIGITS = {HOURS: 1, RATIO: 1, COUNT: 0, SCORE: 2, NPS: 1}
+
+
+def rounded_change(current: float | None, previous: float | None, kind: str) -> float | None:
+    """Return current minus previous as printed: ratios in percentage points, rounded like the text."""
+    if current is None or previous is None:
+        return None
+    change = current - previous
+    if kind == RATIO:
+        change *= 100
+    # Adding 0.0 turns a rounded -0.0 into 0.0, which prints without a sign.
+    return round(change, CHANGE_DIGITS[kind]) + 0.0
+
+
 def format_change(current: float | None, previous: float | None, kind: str) -> str:
     """Print current minus previous: hours in h, ratios in percentage points, others as numbers."""
-    if current is None or previous is None:
+    change = rounded_change(current, previous, kind)
+    if change is None:
         return MISSING
-    change = current - previous
     if kind == HOURS:
         text = f"{change:+.1f} h"
     elif kind == RATIO:
-        text = f"{change * 100:+.1f} pp"
+        text = f"{change:+.1f} pp"
     elif kind == COUNT:
         text = f"{change:+,.0f}"
     elif kind == SCORE:
@@ -81,12 +97,15 @@ def format_change(current: float | None, previous: float | None, kind: str) -> s
     return text.replace("-", MINUS)
 
 
-def change_direction(current: float | None, previous: float | None, better: str) -> str:
-    """Return "better", "worse" or "same" for a change, given whether "higher" or "lower" is better."""
-    if current is None or previous is None or current == previous:
+def change_direction(current: float | None, previous: float | None, better: str, kind: str) -> str:
+    """Return "better", "worse" or "same" for a change, given whether "higher" or "lower" is better.
+
+    A change that prints as zero is "same".
+    """
+    change = rounded_change(current, previous, kind)
+    if not change:
         return "same"
-    rose = current > previous
-    return "better" if rose == (better == "higher") else "worse"
+    return "better" if (change > 0) == (better == "higher") else "worse"
 
 
 def format_time(value: str | datetime | None) -> str:

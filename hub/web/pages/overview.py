@@ -41,8 +41,13 @@ def add_routes(blueprint: Blueprint) -> None:
 
 
 def month_counts(db: Database) -> list[tuple[str, int]]:
-    """Return ``(month, tickets opened)`` for every month with tickets, oldest first."""
-    return [(row["month"], row["tickets"]) for row in kpis(db, group_by="month") if row["month"] is not None]
+    """Return ``(month, tickets opened)`` for every month with tickets, oldest first.
+
+    The backlog query counts openings per month from a small table, where the
+    KPI query grouped by month reads every ticket whenever its stored summary
+    is behind the event stream.
+    """
+    return [(row["period"], row["opened"]) for row in backlog(db, period="month") if row["opened"]]
 
 
 def select_period(db: Database) -> tuple[Period | None, list[tuple[str, int]], str | None]:

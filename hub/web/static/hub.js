@@ -14,7 +14,7 @@
   var PALETTE = ["#1d4ed8", "#15803d", "#b91c1c", "#7c3aed", "#c2410c", "#0e7490", "#4b5563"];
 
   function formatHours(value) {
-    if (value < 1) { return (value * 60).toFixed(0) + " min"; }
+    if (value * 60 < 59.5) { return (value * 60).toFixed(0) + " min"; }
     if (value < 48) { return value.toFixed(1) + " h"; }
     return (value / 24).toFixed(1) + " d";
   }
@@ -37,8 +37,8 @@
     return Number.isInteger(value) ? value.toLocaleString("en-US") : "";
   }
 
-  /* Where a duration falls on a histogram's category axis: the bin index plus
-     the fraction of the bin below it, on a log scale inside doubling bins. */
+  /* Return where a duration falls on a histogram's category axis: the bin index
+     plus the fraction of the bin below it, on a log scale inside doubling bins. */
   function binPosition(value, edges) {
     var index = 0;
     while (index + 1 < edges.length && value >= edges[index + 1]) { index += 1; }
@@ -84,13 +84,18 @@
   function datasetFor(series, index, spec) {
     var colour = PALETTE[index % PALETTE.length];
     var isBar = series.style === "bar";
+    var fill = colour;
+    if (isBar) {
+      // Translucent bars, so that lines drawn over them stay visible.
+      fill = colour + (spec.type === "histogram" ? "cc" : "99");
+    }
     return {
       type: isBar ? "bar" : "line",
       label: series.label,
       data: series.data,
       yAxisID: series.axis,
       borderColor: colour,
-      backgroundColor: isBar ? colour + (spec.type === "histogram" ? "cc" : "99") : colour,
+      backgroundColor: fill,
       borderWidth: isBar ? 0 : 2,
       pointRadius: isBar ? 0 : 2.5,
       spanGaps: false,
@@ -138,6 +143,7 @@
     var source = document.getElementById("spec-" + id);
     if (!source) { return null; }
     var spec = JSON.parse(source.textContent);
+
     var scales = { x: { grid: { display: false }, ticks: { maxRotation: 60, autoSkip: true } } };
     scales.y = axisFor(spec.unit, "left", true);
     var rightUnits = spec.series.filter(function (s) { return s.axis === "y2"; }).map(function (s) { return s.unit; });
@@ -146,6 +152,7 @@
       scales.x.ticks.maxRotation = 45;
       scales.y.title = { display: true, text: "tickets" };
     }
+
     var config = {
       type: spec.type === "histogram" ? "bar" : "line",
       data: {
