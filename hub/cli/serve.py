@@ -8,6 +8,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from hub.cli.common import positive_int_argument
 from hub.settings import load_settings
 
 logger = logging.getLogger(__name__)
@@ -49,8 +50,8 @@ def register(subparsers: Any) -> None:
         "gunicorn worker with several threads, and keep the views up to date on a background thread.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
-    parser.add_argument("--threads", type=int, default=8, help="request threads (default: 8)")
+    parser.add_argument("--port", type=positive_int_argument, default=8000, help="port to listen on (default: 8000)")
+    parser.add_argument("--threads", type=positive_int_argument, default=8, help="request threads (default: 8)")
     parser.set_defaults(handler=run)
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import marshmallow as ma
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from hub.application import ConcurrentWriteError, NotFoundError, VersionMismatchError
@@ -169,9 +169,9 @@ def handle_http_exception(error: HTTPException) -> Response:
         allowed = headers.get("Allow", "")
         code, message = "method_not_allowed", f"{request.method} is not allowed on {request.path}; use {allowed}"
     elif status == 413:
-        limit = error.description if isinstance(error.description, str) else ""
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
         code = "payload_too_large"
-        message = data.get("message") or f"the request body is too large; {limit}".rstrip("; ")
+        message = f"the request body is larger than the limit of {limit} bytes; send a smaller body"
     else:
         code = STATUS_CODES.get(status, "http_error")
         message = data.get("message") or (error.description or error.name)
