@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 # Organizations and users per committed batch.
 DIRECTORY_BATCH_SIZE = 100
 
-# The first Freshdesk sync starts here unless options.updated_since says otherwise.
+# The start of the first Freshdesk sync when options.updated_since is not set.
 FRESHDESK_EPOCH = "1970-01-01T00:00:00+00:00"
 
 
@@ -84,7 +84,7 @@ class Adapter:
         raise NotImplementedError
 
     def push_reply(self, external: dict[str, Any], body: str) -> str | None:
-        """Send a public reply; return the key of the tool record it created, if the tool says."""
+        """Send a public reply and return the key of the tool record it created, or None if the response has no id."""
         raise NotImplementedError
 
     def tool_fields(self, field_name: str, value: Any) -> dict[str, Any]:
@@ -93,6 +93,24 @@ class Adapter:
 
     def push_fields(self, external: dict[str, Any], fields: dict[str, Any]) -> None:
         raise NotImplementedError
+
+    # The pattern of the tool's own agent and group ids.
+    id_pattern: re.Pattern[str]
+
+    def assignment_fields(
+        self, assignment: dict[str, Any], group_field: str, agent_field: str, convert: Any
+    ) -> dict[str, Any]:
+        """Return the tool's group and agent fields for a hub assignment.
+
+        An empty group or agent is left out rather than sent as null, because the
+        hub never clears one and a null would unassign it in the tool.
+        """
+        fields = {}
+        for kind, tool_field in (("group", group_field), ("agent", agent_field)):
+            tool_id = self.tool_id(kind, assignment.get(kind), self.id_pattern)
+            if tool_id is not None:
+                fields[tool_field] = convert(tool_id)
+        return fields
 
     def tool_id(self, kind: str, hub_id: str | None, pattern: re.Pattern[str]) -> str | None:
         """Translate a hub agent or group id to the tool's id: the same id, or one from options."""
@@ -120,8 +138,27 @@ _NUMERIC_ID = re.compile(r"\d+")
 # Zendesk.
 
 
+def newest_copies(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep one copy of each ticket on an export page: the one generated last.
+
+    A ticket changed while the export runs can appear twice; the later copy
+    contains everything the earlier one does.
+    """
+    newest: dict[Any, dict[str, Any]] = {}
+    for record in records:
+        kept = newest.get(record["id"])
+        if kept is None or _generation(record) >= _generation(kept):
+            newest[record["id"]] = record
+    return list(newest.values())
+
+
+def _generation(record: dict[str, Any]) -> tuple[int, str]:
+    return int(record.get("generated_timestamp") or 0), str(record.get("updated_at") or "")
+
+
 class ZendeskAdapter(Adapter):
     client: ZendeskClient
+    id_pattern = _NUMERIC_ID
 
     def build_client(self, credentials: dict[str, str], **client_options: Any) -> ZendeskClient:
         return ZendeskClient(self.connection.base_url, credentials, **client_options)
@@ -147,7 +184,7 @@ class ZendeskAdapter(Adapter):
         )
         for page in pages:
             updates = []
-            for record in page.tickets:
+            for record in newest_copies(page.tickets):
                 audits = list(self.client.iter_ticket_audits(record["id"])) if "audits" in self.include else []
                 updates.append(mapping_zendesk.ticket_update(record, audits, source=self.source))
             cursor = {**cursor, "tickets": page.after_cursor or ticket_cursor}
@@ -163,8 +200,8 @@ class ZendeskAdapter(Adapter):
                 if event is not None:
                     events.append((str(rating["ticket_id"]), event))
                     newest = max(newest, int(event.origin.occurred_at.timestamp()))
-            # The next sync asks again from the newest rating's second, and the keys
-            # keep the ratings it returns again from being recorded twice.
+            # The next sync requests ratings again from the newest rating's second.
+            # Their keys keep the ratings it returns again from being recorded twice.
             cursor = {**cursor, "satisfaction_ratings": newest}
             yield Batch("satisfaction_ratings", cursor, records=len(ratings), ticket_events=events)
 
@@ -194,12 +231,7 @@ class ZendeskAdapter(Adapter):
                 raise UnmappedValueError("an empty priority is not pushed")
             return {"priority": mapping_zendesk.ZENDESK_PRIORITIES[value]}
         if field_name == "assignment":
-            group = self.tool_id("group", value.get("group"), _NUMERIC_ID)
-            agent = self.tool_id("agent", value.get("agent"), _NUMERIC_ID)
-            return {
-                "group_id": int(group) if group is not None else None,
-                "assignee_id": int(agent) if agent is not None else None,
-            }
+            return self.assignment_fields(value, "group_id", "assignee_id", int)
         raise UnmappedValueError(f"{field_name} is not pushed to Zendesk")
 
     def push_fields(self, external: dict[str, Any], fields: dict[str, Any]) -> None:
@@ -211,6 +243,7 @@ class ZendeskAdapter(Adapter):
 
 class FreshdeskAdapter(Adapter):
     client: FreshdeskClient
+    id_pattern = _NUMERIC_ID
 
     def build_client(self, credentials: dict[str, str], **client_options: Any) -> FreshdeskClient:
         return FreshdeskClient(
@@ -261,12 +294,7 @@ class FreshdeskAdapter(Adapter):
                 raise UnmappedValueError("an empty priority is not pushed")
             return {"priority": mapping_freshdesk.FRESHDESK_PRIORITIES[value]}
         if field_name == "assignment":
-            group = self.tool_id("group", value.get("group"), _NUMERIC_ID)
-            agent = self.tool_id("agent", value.get("agent"), _NUMERIC_ID)
-            return {
-                "group_id": int(group) if group is not None else None,
-                "responder_id": int(agent) if agent is not None else None,
-            }
+            return self.assignment_fields(value, "group_id", "responder_id", int)
         raise UnmappedValueError(f"{field_name} is not pushed to Freshdesk")
 
     def push_fields(self, external: dict[str, Any], fields: dict[str, Any]) -> None:
@@ -290,6 +318,10 @@ INCIDENT_STATE_LABELS = {
     "7": "Closed",
     "8": "Canceled",
 }
+
+# On Hold (3) names what it waits for in `hold_reason`. These reasons have their
+# own labels in the shared mapping, so that pending reads back as pending.
+HOLD_REASON_LABELS = {"1": "Awaiting User Info", "3": "Awaiting Problem", "4": "Awaiting Vendor"}
 
 # The labels and priority codes that describe a hub ticket as an incident record.
 STATE_LABEL_BY_STATUS = {
@@ -345,16 +377,19 @@ def parse_table_record(raw: dict[str, Any]) -> dict[str, Any]:
     for name in _TIMES:
         if record.get(name) is not None:
             record[name] = datetime.strptime(record[name], "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
-    state = record.get("incident_state") or record.get("state")
-    record["incident_state"] = INCIDENT_STATE_LABELS.get(str(state), state)
+    state = str(record.get("incident_state") or record.get("state"))
+    if state == "3" and record.get("hold_reason") in HOLD_REASON_LABELS:
+        record["incident_state"] = HOLD_REASON_LABELS[record["hold_reason"]]
+    else:
+        record["incident_state"] = INCIDENT_STATE_LABELS.get(state, state)
     return record
 
 
 def ticket_as_incident(ticket: Any, number: str) -> dict[str, Any]:
     """Describe a hub ticket as the incident record whose changes it last took.
 
-    The shared mapping compares each new record with the previous one; the live
-    connector keeps no records, so the ticket's state stands in for the previous one.
+    The shared mapping compares each new record with the previous one. The live
+    connector keeps no records, so the ticket's state is used as the previous record.
     """
     requester = ticket.requester or {}
     return {
@@ -429,6 +464,7 @@ def incident_update(record: dict[str, Any], ticket: Any) -> TicketUpdate | None:
 
 class ServiceNowAdapter(Adapter):
     client: ServiceNowClient
+    id_pattern = _SYS_ID
 
     def build_client(self, credentials: dict[str, str], **client_options: Any) -> ServiceNowClient:
         return ServiceNowClient(self.connection.base_url, credentials, **client_options)
@@ -462,10 +498,7 @@ class ServiceNowAdapter(Adapter):
                 raise UnmappedValueError("an empty priority is not pushed")
             return dict(SERVICENOW_IMPACT_URGENCY[value])
         if field_name == "assignment":
-            return {
-                "assignment_group": self.tool_id("group", value.get("group"), _SYS_ID) or "",
-                "assigned_to": self.tool_id("agent", value.get("agent"), _SYS_ID) or "",
-            }
+            return self.assignment_fields(value, "assignment_group", "assigned_to", str)
         raise UnmappedValueError(f"{field_name} is not pushed to ServiceNow")
 
     def push_fields(self, external: dict[str, Any], fields: dict[str, Any]) -> None:

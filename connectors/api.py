@@ -290,7 +290,7 @@ def create_blueprint() -> ApiBlueprint:
     @blp.alt_response(409, response="CONFLICT")
     @blp.doc(
         summary="Run a sync",
-        description="Pulls the tool's changes and pushes the hub's, to the end, and answers with the counts. "
+        description="Pulls the tool's changes and pushes the hub's, to the end, and responds with the counts. "
         "409 when the connection is syncing already; 502 or 503 when the tool failed, with the error.",
     )
     def sync(connection_id: UUID) -> Response:
@@ -353,7 +353,7 @@ def _start_scheduler_if_enabled(state: Any) -> None:
 
 def _verify_zendesk_webhook(connection: Connection) -> None:
     """Raise a 401 ApiError unless the request carries a fresh, valid Zendesk signature."""
-    # The response says as little as possible; the log says why, without the secret.
+    # The response gives no reason. The log records it, without the secret.
     rejected = ApiError(401, "invalid_signature", "the webhook signature is missing, invalid or expired")
     if connection.kind != "zendesk" or "webhook_secret" not in connection.credential_fields:
         logger.warning("Webhook for connection %s rejected: it has no Zendesk webhook_secret", connection.id)

@@ -1,4 +1,4 @@
-"""What the vendor mapping functions return: tool records as hub changes.
+"""Values that the vendor mapping functions return: tool records as hub changes.
 
 The mapping modules (`mapping_zendesk`, `mapping_freshdesk`) turn vendor JSON
 into these values with pure functions. The sync engine applies them to the
@@ -16,7 +16,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Origin:
-    """Who made a change in the tool, when, and its deterministic key.
+    """The author, time and deterministic key of a change in the tool.
 
     `key` becomes the event's `source.external_event_id`, so the same tool
     change is recorded once however often it is read.
@@ -48,7 +48,8 @@ class FieldChange:
 
     The fields and their values: `status` (a hub status, resolved and closed
     included), `priority` (a hub priority or None), `assignment` (a dict with
-    `group` and/or `agent`; a missing key keeps the hub's value) and `category`.
+    `group`, `agent` or both) and `category`. A key missing from an assignment
+    keeps the hub's value.
     `details` holds further arguments of the command that sets the field, such
     as `resolution_code`, `impact` and `urgency`, or `subcategory`. `previous`
     is the tool's value before the change when the tool reports one (an audit),
@@ -79,7 +80,7 @@ SYNCED_FIELDS = ("status", "priority", "assignment", "category")
 
 @dataclass
 class TicketUpdate:
-    """Everything one tool record says about one ticket, oldest change first."""
+    """The changes that one tool record reports about one ticket, oldest first."""
 
     external_id: str
     opening: TicketOpening

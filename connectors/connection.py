@@ -1,9 +1,9 @@
 """The Connection aggregate: one configured instance of a vendor connector.
 
-A connection is event-sourced like every other hub aggregate. Its stream says
-when it was created and changed, when its credentials were rotated, and what
-each sync did: started, each page committed with the cursor reached, each change
-pushed back to the tool, and completed with counts or failed with the error.
+A connection is event-sourced like every other hub aggregate. Its stream records
+when it was created and changed and when its credentials were rotated. It also
+records each sync: its start, each page committed with the cursor reached, each
+change pushed back to the tool, and its end with counts or with the error.
 
 Credentials are stored encrypted with AES-GCM by `hub.secrets`, under the key in
 ``HUB_CIPHER_KEY``. Only the sync and the webhook check decrypt them. The aggregate,
@@ -47,7 +47,8 @@ CREDENTIAL_RULES: dict[str, dict[str, Any]] = {
     "servicenow": {"alternatives": (("username", "password"), ("oauth_token",)), "optional": ()},
 }
 
-# What a sync reads besides the tickets themselves, per kind, and the default.
+# Records that a sync reads besides the tickets, per kind. A connection reads
+# all of them unless options.include lists fewer.
 INCLUDES = {
     "zendesk": ("audits", "organizations", "users", "sla_policies", "satisfaction_ratings"),
     "freshdesk": ("conversations",),
@@ -545,10 +546,16 @@ def _option_custom_statuses(kind: str, value: object) -> dict[str, str]:
     return {str(code): status for code, status in value.items()}
 
 
-def _option_id_map(kind: str, value: object) -> dict[str, str]:
-    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, (str, int)) for k, v in value.items()):
-        raise InvalidValueError("options", "agent_ids and group_ids must map hub ids to the tool's ids")
-    return {key: str(item) for key, item in value.items()}
+def _id_map_option(name: str) -> Any:
+    def check(kind: str, value: object) -> dict[str, str]:
+        if not isinstance(value, dict) or not all(
+            isinstance(key, str) and isinstance(item, (str, int)) for key, item in value.items()
+        ):
+            msg = f'options.{name} must map hub ids to the ids in {kind}, like {{"alice": "7001"}}'
+            raise InvalidValueError(f"options.{name}", msg)
+        return {key: str(item) for key, item in value.items()}
+
+    return check
 
 
 _COMMON_OPTIONS = {
@@ -556,8 +563,8 @@ _COMMON_OPTIONS = {
     "conflict_policy": _option_conflict_policy,
     "include": _option_include,
     "page_size": _option_page_size,
-    "agent_ids": _option_id_map,
-    "group_ids": _option_id_map,
+    "agent_ids": _id_map_option("agent_ids"),
+    "group_ids": _id_map_option("group_ids"),
 }
 
 _KIND_OPTIONS: dict[str, dict[str, Any]] = {
@@ -639,6 +646,13 @@ def update_connection(
             checked[key] = validate_schedule(value)
         elif key == "options":
             checked[key] = validate_options(connection.kind, value)
+            source_name = checked[key].get("source_name") or connection.kind
+            if source_name != connection.source_name:
+                msg = (
+                    f"options.source_name cannot change from {connection.source_name!r}, because the "
+                    "connection's tickets and events carry it; create a new connection instead"
+                )
+                raise InvalidValueError("options.source_name", msg)
         elif key == "name":
             checked[key] = validate_name(value, connection.kind)
         else:

@@ -53,7 +53,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class InboundSettings:
-    """What the writer needs to know about the connection it writes for."""
+    """Settings of the connection that a writer records changes for."""
 
     connection_id: str
     source_name: str

@@ -34,23 +34,23 @@ _process_locks_guard = threading.Lock()
 
 @contextmanager
 def exclusive(app: Any, name: str) -> Iterator[bool]:
-    """Hold the lock `name` for the block if it is free; yield whether it was taken."""
+    """Hold the lock `name` for the block if it is free; yield whether it was acquired."""
     module = type(app.factory).__module__
     if module.startswith("eventsourcing.postgres"):
-        with _postgres_lock(app, name) as taken:
-            yield taken
+        with _postgres_lock(app, name) as acquired:
+            yield acquired
         return
     if module.startswith("eventsourcing.sqlite"):
         dbname = str(app.factory.env.get("SQLITE_DBNAME") or "")
         if dbname and "mode=memory" not in dbname and dbname != ":memory:":
-            with _file_lock(Path(dbname), name) as taken:
-                yield taken
+            with _file_lock(Path(dbname), name) as acquired:
+                yield acquired
             return
-        with _process_lock(f"{dbname}\n{name}") as taken:
-            yield taken
+        with _process_lock(f"{dbname}\n{name}") as acquired:
+            yield acquired
         return
-    with _process_lock(f"{id(app)}\n{name}") as taken:
-        yield taken
+    with _process_lock(f"{id(app)}\n{name}") as acquired:
+        yield acquired
 
 
 def lock_key(scope: str, name: str) -> int:
@@ -63,11 +63,11 @@ def lock_key(scope: str, name: str) -> int:
 def _process_lock(key: str) -> Iterator[bool]:
     with _process_locks_guard:
         lock = _process_locks.setdefault(key, threading.Lock())
-    taken = lock.acquire(blocking=False)
+    acquired = lock.acquire(blocking=False)
     try:
-        yield taken
+        yield acquired
     finally:
-        if taken:
+        if acquired:
             lock.release()
 
 
@@ -112,11 +112,11 @@ def _postgres_lock(app: Any, name: str) -> Iterator[bool]:
     )
     try:
         row = connection.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
-        taken = bool(row and row[0])
+        acquired = bool(row and row[0])
         try:
-            yield taken
+            yield acquired
         finally:
-            if taken:
+            if acquired:
                 connection.execute("SELECT pg_advisory_unlock(%s)", (key,))
     finally:
         connection.close()

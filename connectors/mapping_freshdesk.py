@@ -2,7 +2,7 @@
 
 Input shapes are those of `GET /api/v2/tickets` and
 `GET /api/v2/tickets/{id}/conversations`. Status, priority and source are
-numeric codes; `connectors.freshdesk` holds their documented meanings.
+numeric codes, and `connectors.freshdesk` contains their documented meanings.
 Nothing here sends a request.
 """
 

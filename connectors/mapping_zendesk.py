@@ -12,6 +12,7 @@ read twice maps to the same keys.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -86,7 +87,7 @@ SLA_METRICS = {
     "full_resolution_time": "resolution",
 }
 # Requester wait time excludes time in pending, like the hub's resolution clock,
-# so it stands in for resolution when a policy has no full resolution target.
+# so it is used as the resolution target when a policy has no full resolution target.
 SLA_FALLBACK_METRICS = {"requester_wait_time": "resolution"}
 
 # Zendesk's author id for changes made by the system (triggers, automations).
@@ -163,13 +164,29 @@ def audit_changes(audit: Mapping[str, Any], requester_id: object) -> list[Ticket
     events = audit.get("events") or []
     creates_ticket = any(event.get("type") == "Create" for event in events)
     changes: list[TicketChange] = []
+    assignment: FieldChange | None = None
     for event in events:
         event_type = event.get("type")
         key = f"zendesk:audit:{audit['id']}:{event['id']}"
         if event_type in ("Create", "Change"):
             change = _field_change(event, audit, occurred_at, key, requester_id)
-            if change is not None:
+            if change is None:
+                continue
+            if change.field != "assignment":
                 changes.append(change)
+            elif assignment is None:
+                assignment = change
+                changes.append(change)
+            else:
+                # A group and an assignee set by one audit are one assignment, not a
+                # reassignment; the merged change keeps the first event's key.
+                merged = replace(
+                    assignment,
+                    value={**assignment.value, **change.value},
+                    previous={**assignment.previous, **change.previous},
+                )
+                changes[changes.index(assignment)] = merged
+                assignment = merged
         elif event_type in ("Comment", "VoiceComment") and not creates_ticket:
             author_id = event.get("author_id", audit.get("author_id"))
             changes.append(_comment(event, author_id, requester_id, occurred_at, key))
@@ -227,8 +244,8 @@ def _actor(author_id: object, requester_id: object) -> tuple[str, str]:
         return "system", "zendesk"
     if author_id == requester_id:
         return "requester", str(author_id)
-    # NOTE: any author other than the requester counts as an agent; an end user
-    # copied on the ticket would need a users lookup to tell apart.
+    # NOTE: any author other than the requester counts as an agent. Telling an
+    # end user copied on the ticket apart would need a users lookup.
     return "agent", str(author_id)
 
 

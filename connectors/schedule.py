@@ -1,6 +1,6 @@
 """Scheduled work on APScheduler 3: connection syncs, the SLA clock and periodic reports.
 
-`HubScheduler` holds the jobs:
+`HubScheduler` contains the jobs:
 
 * one sync job per connection with a schedule (`{"every_minutes": N}` or a cron
   expression in UTC), kept in step with the stored connections by a refresh job;
@@ -115,8 +115,8 @@ def generate_report(app: Any, cadence: str, now: datetime, figures: FiguresFunct
 def view_figures(db: Any, runner: Any | None = None) -> FiguresFunction:
     """Return a figures function over the KPI and SLA views.
 
-    Every report has the overall KPI row of the tickets opened in its period;
-    the daily report also counts the SLA targets at risk at its end. When
+    Every report has the overall KPI row of the tickets opened in its period.
+    The daily report also counts the SLA targets at risk at its end. When
     `runner` is given, the views catch up first.
     """
 
@@ -155,8 +155,8 @@ def locked_job(app: Any, job_id: str, function: Callable[..., Any]) -> Callable[
 
     @wraps(function)
     def run(*args: Any, **kwargs: Any) -> Any:
-        with exclusive(app, f"job:{job_id}") as taken:
-            if not taken:
+        with exclusive(app, f"job:{job_id}") as acquired:
+            if not acquired:
                 logger.info("Job %s is running in another process; this run is skipped", job_id)
                 return None
             return function(*args, **kwargs)
@@ -239,16 +239,16 @@ class HubScheduler:
     def refresh_connection_jobs(self) -> None:
         """Add, change or remove the sync jobs to match the stored connections' schedules."""
         with self._refresh_lock:
-            wanted = {
+            scheduled = {
                 str(connection.id): connection.schedule
                 for connection in list_connections(self.app)
                 if connection.schedule
             }
-            for connection_id in set(self._schedules) - set(wanted):
+            for connection_id in set(self._schedules) - set(scheduled):
                 self.scheduler.remove_job(SYNC_JOB_PREFIX + connection_id)
                 del self._schedules[connection_id]
                 logger.info("Removed the sync job of connection %s, which has no schedule now", connection_id)
-            for connection_id, schedule in wanted.items():
+            for connection_id, schedule in scheduled.items():
                 if self._schedules.get(connection_id) == schedule:
                     continue
                 self.scheduler.add_job(

@@ -34,7 +34,7 @@ from eventsourcing.utils import get_topic
 
 from connectors.adapters import Adapter, Batch, UnmappedValueError, build_adapter
 from connectors.connection import Connection, decrypt_credentials, get_connection
-from connectors.http import Clock, ConnectorAuthError, ConnectorError, FatalAPIError, RetryPolicy
+from connectors.http import Clock, ConnectorAuthError, ConnectorError, FatalAPIError, RetriableAPIError, RetryPolicy
 from connectors.inbound import InboundSettings, PageWriter, event_field_values
 from connectors.locks import exclusive
 from hub.domain import Context, Ticket
@@ -79,7 +79,7 @@ class SyncBusyError(Exception):
 
 
 class SyncError(Exception):
-    """A sync failed; `result` holds its counts and the error recorded in `SyncFailed`."""
+    """A sync failed. `result` contains its counts and the error recorded in `SyncFailed`."""
 
     def __init__(self, result: SyncResult) -> None:
         self.result = result
@@ -88,7 +88,7 @@ class SyncError(Exception):
 
 @dataclass
 class SyncResult:
-    """What one sync did."""
+    """The outcome of one sync: its counts, times and error."""
 
     connection_id: UUID
     sync_id: str
@@ -142,8 +142,8 @@ class SyncEngine:
         Raises SyncBusyError when the connection is syncing elsewhere, and
         SyncError (with the result) when the sync fails.
         """
-        with exclusive(self.app, f"connection-sync:{connection_id}") as taken:
-            if not taken:
+        with exclusive(self.app, f"connection-sync:{connection_id}") as acquired:
+            if not acquired:
                 raise SyncBusyError(connection_id)
             return self._sync_locked(connection_id, trigger)
 
@@ -327,9 +327,13 @@ class SyncEngine:
         external = ticket.external or {}
         try:
             tool_key = adapter.push_reply(external, event.body)
-        except (FatalAPIError, UnmappedValueError) as error:
-            if isinstance(error, ConnectorAuthError):
+        except (FatalAPIError, UnmappedValueError, RetriableAPIError) as error:
+            if isinstance(error, ConnectorAuthError) or (
+                isinstance(error, RetriableAPIError) and not _may_have_been_applied(error)
+            ):
                 raise
+            # A reply the tool may already have posted is not sent again, so that
+            # it never appears twice; the rejection tells the operator to check.
             self._record_rejection(connection_id, sync_id, ticket.id, position, "reply", error, counts)
             return
 
@@ -458,6 +462,17 @@ class SyncEngine:
         return Context(
             actor_kind="integration", actor_id=f"connection:{connection.id}", source_name=connection.source_name
         )
+
+
+def _may_have_been_applied(error: RetriableAPIError) -> bool:
+    """Tell whether a failed request that was not repeated may still have reached the tool.
+
+    The HTTP policy repeats safe requests until they run out of tries
+    (RetriesExhaustedError), and a 429 means the tool did not act on the request.
+    Any other transient failure of a request that changes something in the tool
+    is ambiguous.
+    """
+    return type(error) is RetriableAPIError and error.status != 429
 
 
 def _format_counts(counts: dict[str, int]) -> str:

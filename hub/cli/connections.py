@@ -45,7 +45,7 @@ def register(subparsers: Any) -> None:
     when.add_argument("--cron", metavar="EXPR", help="sync on a cron expression in UTC, such as '*/15 * * * *'")
     add.add_argument(
         "--option", action="append", default=[], metavar="NAME=JSON",
-        help='a connection option with a JSON value, such as include=["audits"]; repeatable',
+        help='a connection option with a JSON value, such as include=["audits"] (repeat it for more options)',
     )
     add.add_argument("--name", help="a display name (default: the kind)")
     add.set_defaults(handler=run_add)
