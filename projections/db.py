@@ -185,16 +185,18 @@ class _BorrowedSQLite:
             # replace its sqlite3.Row objects, so both backends return the same rows.
             raw = connection.cursor().sqlite_cursor
             raw.row_factory = None
-            _begin(raw, readonly)
-            try:
-                yield raw
-            except BaseException:
-                connection.rollback()
-                raise
             if readonly:
-                connection.rollback()
-            else:
-                connection.commit()
+                yield from _run_transaction(connection, raw, readonly)
+                return
+            # View transactions skip the fsync at commit, and the event store's
+            # own transactions on this connection keep theirs (see _run_transaction).
+            raw.execute("PRAGMA synchronous")
+            previous = raw.fetchone()[0]
+            raw.execute("PRAGMA synchronous=NORMAL")
+            try:
+                yield from _run_transaction(connection, raw, readonly)
+            finally:
+                raw.execute(f"PRAGMA synchronous={int(previous)}")
 
     def close(self) -> None:
         """Leave the pool open: it belongs to the application."""
@@ -222,6 +224,8 @@ class _OwnSQLite:
             )
             if "mode=memory" not in self._path and self._path != ":memory:":
                 connection.execute("PRAGMA journal_mode=WAL")
+            # These connections write view rows only (see _run_transaction).
+            connection.execute("PRAGMA synchronous=NORMAL")
             self._local.connection = connection
             with self._lock:
                 self._connections.append(connection)
@@ -230,17 +234,7 @@ class _OwnSQLite:
     @contextmanager
     def transaction(self, readonly: bool) -> Iterator[Any]:
         connection = self._connection()
-        raw = connection.cursor()
-        _begin(raw, readonly)
-        try:
-            yield raw
-        except BaseException:
-            connection.rollback()
-            raise
-        if readonly:
-            connection.rollback()
-        else:
-            connection.commit()
+        yield from _run_transaction(connection, connection.cursor(), readonly)
 
     def close(self) -> None:
         with self._lock:
@@ -248,6 +242,26 @@ class _OwnSQLite:
             for connection in self._connections:
                 connection.close()
             self._connections.clear()
+
+
+def _run_transaction(connection: Any, raw: sqlite3.Cursor, readonly: bool) -> Iterator[sqlite3.Cursor]:
+    """Yield ``raw`` inside a transaction, then commit it (or roll back a read-only one or on an error).
+
+    Write transactions run with ``synchronous=NORMAL``: in WAL mode a commit
+    then skips its fsync, so a power cut can undo the last view transactions,
+    but never tear one. Each undone transaction takes its position with it, so
+    the runner applies those pages again and every event still counts once.
+    """
+    _begin(raw, readonly)
+    try:
+        yield raw
+    except BaseException:
+        connection.rollback()
+        raise
+    if readonly:
+        connection.rollback()
+    else:
+        connection.commit()
 
 
 def _begin(raw: sqlite3.Cursor, readonly: bool) -> None:

@@ -390,3 +390,22 @@ def test_worker_once_catches_up(tmp_path, monkeypatch, capsys):
 
     assert code == 0
     assert capsys.readouterr().out == "Applied 6 events; views at position 6\n"
+
+
+def test_event_store_keeps_its_synchronous_level(tmp_path):
+    app = create_application(load_settings({"HUB_DATABASE_URL": f"sqlite:///{tmp_path}/hub.sqlite3"}))
+
+    def level():
+        with app.recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute("PRAGMA synchronous")
+            return cursor.fetchone()[0]
+
+    before = level()
+    record_tickets(app, 3)
+    runner = ProjectionRunner(app, [ReplyTotal()])
+    runner.catch_up(page_size=2)
+
+    # The pool reuses its idle connection, so this reads the one the views wrote through.
+    assert level() == before
+    runner.close()
+    app.close()

@@ -99,6 +99,8 @@ def reference_facts(ticket, events):
     final = None if last_resolution_index is None or undone else events[last_resolution_index]
     first_reply = min((e.occurred_at for e in replies), default=None)
     first_resolution = min((e.occurred_at for e in resolutions), default=None)
+
+    # Current values come from the aggregate that the domain model rebuilt.
     state = ticket.state()
     satisfaction = state["satisfaction"]
     made_sla = state["facts"].get("made_sla")
