@@ -174,8 +174,8 @@ class ZendeskAdapter(Adapter):
                 yield Batch("users", cursor, records=len(chunk), contacts=list(self._contacts(chunk)))
         if "sla_policies" in self.include:
             policies = self.client.list_sla_policies()
-            updates = [update for item in policies if (update := mapping_zendesk.sla_policy(item)) is not None]
-            yield Batch("sla_policies", cursor, records=len(policies), policies=updates)
+            mapped = [update for item in policies if (update := mapping_zendesk.sla_policy(item)) is not None]
+            yield Batch("sla_policies", cursor, records=len(policies), policies=mapped)
 
         ticket_cursor = cursor.get("tickets")
         start_time = None if ticket_cursor else int(self.options.get("start_time", 0))
@@ -183,7 +183,7 @@ class ZendeskAdapter(Adapter):
             cursor=ticket_cursor, start_time=start_time, per_page=self.options.get("page_size")
         )
         for page in pages:
-            updates = []
+            updates: list[TicketUpdate | DeferredTicketUpdate] = []
             for record in newest_copies(page.tickets):
                 audits = list(self.client.iter_ticket_audits(record["id"])) if "audits" in self.include else []
                 updates.append(mapping_zendesk.ticket_update(record, audits, source=self.source))
@@ -211,7 +211,7 @@ class ZendeskAdapter(Adapter):
             if found is None:
                 continue
             organization_id, contact = found
-            when = user.get("updated_at") or user.get("created_at")
+            when = user.get("updated_at") or user["created_at"]
             origin = Origin(mapping_zendesk.parse_time(when), "system", "zendesk", f"zendesk:user:{user['id']}:contact")
             yield organization_id, contact, origin
 
@@ -265,7 +265,7 @@ class FreshdeskAdapter(Adapter):
         since_text = cursor.get("tickets") or self.options.get("updated_since") or FRESHDESK_EPOCH
         since = datetime.fromisoformat(since_text)
         for page in self.client.iter_ticket_pages(since):
-            updates = []
+            updates: list[TicketUpdate | DeferredTicketUpdate] = []
             for record in page.tickets:
                 conversations = (
                     self.client.list_conversations(record["id"]) if "conversations" in self.include else []
@@ -474,7 +474,7 @@ class ServiceNowAdapter(Adapter):
         stored = cursor.get("incidents")
         after = (str(stored[0]), str(stored[1])) if stored else None
         for page in self.client.iter_incident_pages(after, page_size=self.options.get("page_size", 100)):
-            updates = [self._deferred(raw) for raw in page.incidents]
+            updates: list[TicketUpdate | DeferredTicketUpdate] = [self._deferred(raw) for raw in page.incidents]
             cursor = {**cursor, "incidents": list(page.cursor)}
             yield Batch("incidents", cursor, records=len(page.incidents), tickets=updates)
 

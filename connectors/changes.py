@@ -8,8 +8,9 @@ records messages, ratings and facts once each, keyed by `Origin.key`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -39,7 +40,7 @@ class TicketOpening:
     description: str | None
     origin: Origin
     # Tool ids kept on the ticket's `external` beside source and id, such as a sys_id.
-    external: dict[str, Any] = field(default_factory=dict)
+    external: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class FieldChange:
     value: Any
     origin: Origin
     previous: Any = None
-    details: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class TicketUpdate:
 
     external_id: str
     opening: TicketOpening
-    changes: list[TicketChange] = field(default_factory=list)
+    changes: list[TicketChange] = dataclasses.field(default_factory=list)
 
 
 @dataclass(frozen=True)

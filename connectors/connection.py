@@ -729,11 +729,10 @@ def sync_runs(app: Any, connection_id: UUID) -> list[dict[str, Any]]:
         elif isinstance(event, (Connection.SyncCompleted, Connection.SyncFailed)):
             run = runs.get(event.sync_id)
             if run is not None:
-                failed = isinstance(event, Connection.SyncFailed)
                 run.update(
-                    status="failed" if failed else "completed",
+                    status="failed" if isinstance(event, Connection.SyncFailed) else "completed",
                     finished_at=event.occurred_at,
                     counts=dict(event.counts),
-                    error=event.error if failed else None,
+                    error=getattr(event, "error", None),
                 )
     return sorted(runs.values(), key=lambda run: run["started_at"], reverse=True)

@@ -122,9 +122,12 @@ def status_steps(current: str, target: str) -> list[tuple[str, dict[str, Any]]]:
         return []
     if target == "closed":
         return [("close", {})]
-    if target == "resolved":
-        return ([("reopen", {})] if current == "closed" else []) + [("resolve", {})]
     steps: list[tuple[str, dict[str, Any]]] = []
+    if target == "resolved":
+        if current == "closed":
+            steps.append(("reopen", {}))
+        steps.append(("resolve", {}))
+        return steps
     if current in ("resolved", "closed"):
         steps.append(("reopen", {}))
         current = "open"

@@ -295,7 +295,7 @@ def satisfaction_event(rating: Mapping[str, Any], *, fallback_time: str | None =
 
 
 def organization_account(organization: Mapping[str, Any], *, source: str = "zendesk") -> AccountUpdate:
-    when = organization.get("updated_at") or organization.get("created_at")
+    when = organization.get("updated_at") or organization["created_at"]
     name = (organization.get("name") or "").strip() or f"Zendesk organization {organization['id']}"
     return AccountUpdate(
         external_id=str(organization["id"]),
@@ -345,7 +345,7 @@ def sla_policy(policy: Mapping[str, Any]) -> PolicyUpdate | None:
             targets.setdefault(priority, {}).setdefault(target, minutes)
     if not targets:
         return None
-    when = policy.get("updated_at") or policy.get("created_at")
+    when = policy.get("updated_at") or policy["created_at"]
     # NOTE: targets in business hours follow a Zendesk schedule, which the
     # policy record does not contain, so the hub measures them around the clock.
     terms = {

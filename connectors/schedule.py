@@ -221,6 +221,7 @@ class HubScheduler:
         except ImportError:
             logger.warning("The SLA clock job is not available in this installation; SLA alerts are not recorded")
             return
+        assert self.db is not None
         job = add_sla_job(self.scheduler, self.app, self.db, self.sla_interval_seconds, runner=self.runner)
         job.modify(func=locked_job(self.app, job.id, job.func))
 
