@@ -165,6 +165,8 @@ class ZendeskAdapter(Adapter):
 
     def pull(self, cursor: dict[str, Any]) -> Iterator[Batch]:
         cursor = dict(cursor)
+        # NOTE: organizations and users are listed in full on every sync. Large
+        # accounts would need Zendesk's incremental user and organization exports.
         if "organizations" in self.include:
             for chunk in chunked(self.client.iter_organizations(), DIRECTORY_BATCH_SIZE):
                 accounts = [mapping_zendesk.organization_account(item, source=self.source) for item in chunk]

@@ -226,9 +226,10 @@ class HubScheduler:
         job.modify(func=locked_job(self.app, job.id, job.func))
 
     def start(self) -> None:
+        """Add the jobs and start the scheduler; a BlockingScheduler returns only when it stops."""
         self.add_jobs()
+        logger.info("Scheduler starting with %d jobs", len(self.scheduler.get_jobs()))
         self.scheduler.start()
-        logger.info("Scheduler started with %d jobs", len(self.scheduler.get_jobs()))
 
     def shutdown(self, wait: bool = True) -> None:
         if self.scheduler.running:
@@ -286,7 +287,11 @@ def start_embedded(app: Any, settings: Settings, *, db: Any | None = None, runne
 
 
 def run_clock(settings: Settings) -> None:
-    """Run the scheduler in the foreground until interrupted: the Procfile's `clock` process."""
+    """Run the scheduler in the foreground until interrupted: the Procfile's `clock` process.
+
+    The SLA clock and the reports read the views, so a projection worker
+    (`hub worker`) must keep them up to date beside it.
+    """
     from hub.application import create_application
     from projections.db import Database
 

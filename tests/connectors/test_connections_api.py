@@ -11,9 +11,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import responses
 from connector_helpers import ZENDESK_URL, export_page, zendesk_ticket
+from eventsourcing.utils import get_topic
 from zendesk_server import RecordedZendesk, recorded_pages, serve
 
-from hub.domain import external_uuid
+from hub.domain import Ticket, external_uuid
 from hub.web import create_app
 
 WEBHOOK_SECRET = "dGhpcyBpcyBhIHNpZ25pbmcgc2VjcmV0"
@@ -246,10 +247,6 @@ def test_unverified_webhook_is_rejected(api, headers):
 
 
 def ticket_event_count(api) -> int:
-    from eventsourcing.utils import get_topic
-
-    from hub.domain import Ticket
-
     app = api.hub.application
     opened = app.recorder.select_notifications(1, 10_000, topics=[get_topic(Ticket.Opened)])
     return sum(len(app.history(Ticket, n.originator_id)) for n in opened)

@@ -89,7 +89,7 @@ def test_list_table_shows_schedule(hub, env, tmp_path):
     assert row.split()[1:4] == ["freshdesk", "freshdesk", "https://example.freshdesk.com"]
 
 
-def test_credentials_that_are_not_json_exit_2_without_echo(hub, env):
+def test_non_json_credentials_exit_2(hub, env):
     result = hub("connections", "add", "--kind", "zendesk", "--base-url", "https://example.zendesk.com",
                  "--credentials", "-", env=env, stdin="api_token=zd-secret-token-1")
 

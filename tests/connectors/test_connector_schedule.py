@@ -25,6 +25,9 @@ from connectors.schedule import HubScheduler, generate_report, locked_job, repor
 from connectors.sync import SyncEngine
 from hub.domain import Context, Report
 from hub.domain.report import report_id
+from projections.db import Database
+from projections.registry import all_views
+from projections.runner import ProjectionRunner
 
 UTC = timezone.utc
 ADMIN = Context(actor_kind="agent", actor_id="admin-1")
@@ -75,10 +78,6 @@ def test_report_recorded_once_per_period(hub_app):
 
 
 def test_view_figures_from_kpi_view(hub_app):
-    from projections.db import Database
-    from projections.registry import all_views
-    from projections.runner import ProjectionRunner
-
     opened_at = day(2024, 3, 4, 9)
     hub_app.open_ticket(Context(occurred_at=opened_at), subject="VPN down", channel="email")
     database = Database.for_application(hub_app)
@@ -173,8 +172,6 @@ def test_locked_job_skips_while_lock_is_held(hub_app):
 
 
 def test_all_jobs_added_with_views(hub_app, settings):
-    from projections.db import Database
-
     database = Database.for_application(hub_app)
     hub_scheduler = HubScheduler(hub_app, settings, scheduler=BackgroundScheduler(timezone=UTC), db=database)
 

@@ -134,7 +134,7 @@ def test_older_tool_change_superseded_by_pushed_hub_change(hub_app):
     assert writer.counts["superseded"] == 1
 
 
-def test_observed_last_synced_value_is_not_a_tool_change(hub_app):
+def test_last_synced_value_not_a_change(hub_app):
     write(hub_app, [], outbound=0)
     pushed_up_to = hub_app.max_position()
     hub_command(hub_app, "change_status", at(10, 5), status="pending")

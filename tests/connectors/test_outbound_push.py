@@ -92,7 +92,7 @@ def test_hub_reply_is_pushed_as_public_comment(hub_app, settings):
 
 
 @responses.activate
-def test_pushed_reply_read_back_is_not_a_new_reply(hub_app, settings):
+def test_pushed_reply_echo_ignored(hub_app, settings):
     responses.get(AUDITS_URL, json={"audits": [], "meta": {"has_more": False}})
     desk = ZendeskDesk(hub_app, settings, options={"include": ["audits"]})
     hub_app.execute(Ticket, TICKET_ID, "reply", AGENT, body="We have reset your password.")
@@ -214,7 +214,7 @@ def test_tool_rejection_is_recorded_and_not_retried(hub_app, settings):
 
 
 @responses.activate
-def test_conflict_tool_wins_and_hub_value_is_not_pushed(hub_app, settings):
+def test_conflict_tool_wins_no_push(hub_app, settings):
     desk = ZendeskDesk(hub_app, settings)
     hub_app.execute(Ticket, TICKET_ID, "change_status", AGENT, status="pending")
 

@@ -175,8 +175,8 @@ def test_rating_on_ticket_record_uses_ticket_time():
 def test_sla_policy_targets_by_priority():
     update = sla_policy(load_fixture("zendesk", "sla_policy.json"))
 
-    # Documented policy: first reply 30 (normal) and 10 (urgent) minutes; requester
-    # wait 180/160/140/120 minutes (low/normal/high/urgent) stands in for resolution.
+    # Documented policy: first reply 30 (normal) and 10 (urgent) minutes. Requester
+    # wait 180/160/140/120 minutes (low/normal/high/urgent) is the resolution target.
     assert update.terms["targets"] == {
         "medium": {"first_response": 30, "resolution": 160},
         "critical": {"first_response": 10, "resolution": 120},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import datetime
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -20,10 +21,13 @@ from connector_helpers import (  # noqa: F401 (hub_app and settings are fixtures
 )
 from eventsourcing.utils import get_topic
 
-from connectors.connection import Connection, get_connection
+from connectors.connection import Connection, get_connection, sync_runs
 from connectors.http import RetryPolicy
 from connectors.sync import SyncEngine, SyncError
-from hub.domain import ClientAccount, SlaPolicy, Ticket, external_uuid
+from hub.application import create_application
+from hub.domain import ClientAccount, Context, SlaPolicy, Ticket, external_uuid
+from hub.secrets import generate_key
+from hub.settings import load_settings
 
 EXPORT_URL = ZENDESK_URL + "/api/v2/incremental/tickets/cursor.json"
 NO_META = {"has_more": False, "after_cursor": None, "before_cursor": None}
@@ -119,7 +123,7 @@ def test_next_sync_resumes_from_stored_cursor(hub_app, settings):
 
 
 @responses.activate
-def test_generated_timestamp_newer_than_updated_at_is_picked_up(hub_app, settings):
+def test_newer_generated_timestamp_picked_up(hub_app, settings):
     # Zendesk exports a ticket by generated_timestamp, which moves on system
     # updates that leave updated_at alone, so updated_at can predate start_time.
     start_time = 1704100000  # 2024-01-01T09:06:40Z
@@ -133,9 +137,7 @@ def test_generated_timestamp_newer_than_updated_at_is_picked_up(hub_app, setting
     assert hub_app.get(Ticket, ticket_id(104)).status == "on_hold"
 
 
-def record_time(text: str):
-    from datetime import datetime
-
+def record_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
@@ -208,7 +210,7 @@ def test_failed_page_keeps_last_committed_cursor(hub_app, settings):
 
 
 @responses.activate
-def test_crash_while_saving_page_leaves_cursor_with_its_events(hub_app, settings, monkeypatch):
+def test_crash_mid_page_keeps_cursor(hub_app, settings, monkeypatch):
     connection = add_connection(hub_app, settings)
     add_pages(
         export_page([zendesk_ticket(108, "2024-01-01T10:00:00Z")], "c1", False),
@@ -399,10 +401,6 @@ def test_connection_events_after_sync(hub_app, settings):
 @pytest.fixture
 def store_app(store):
     """The hub application on each kind of store, with a cipher key in its settings."""
-    from hub.application import create_application
-    from hub.secrets import generate_key
-    from hub.settings import load_settings
-
     store_settings = load_settings({**store["environ"], "HUB_CIPHER_KEY": generate_key()})
     application = create_application(store_settings, **store["extra"])
     yield application, store_settings
@@ -460,3 +458,18 @@ def test_connection_snapshot_after_many_syncs(hub_app, settings):
     assert [snapshot.originator_version for snapshot in snapshots] == [50]
     assert get_connection(hub_app, connection.id).version == 52
     assert get_connection(hub_app, connection.id).sync_count == 25
+
+
+@responses.activate
+def test_interrupted_sync_closed_as_failed(hub_app, settings):
+    connection = add_connection(hub_app, settings)
+    connection.start_sync(Context(actor_kind="integration", actor_id="engine"), "stale-sync", "schedule")
+    hub_app.save(connection)
+    responses.get(EXPORT_URL, json=export_page([], "c1", True))
+
+    result = engine(hub_app, settings).sync(connection.id)
+
+    runs = {run["sync_id"]: run for run in sync_runs(hub_app, connection.id)}
+    assert runs["stale-sync"]["status"] == "failed"
+    assert runs["stale-sync"]["error"] == "the sync stopped before it finished; the pages it committed are kept"
+    assert runs[result.sync_id]["status"] == "completed"

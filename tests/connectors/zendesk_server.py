@@ -1,6 +1,6 @@
 """A Zendesk-shaped HTTP server on loopback that serves the recorded export pages.
 
-It answers the cursor export from the recorded per_page=1 pages (the last one
+It serves the cursor export from the recorded per_page=1 pages (the last one
 served marked `end_of_stream`), lists audits per ticket, and takes ticket
 updates: a comment becomes an audit with a Comment event, and any update puts
 the ticket on the export page after the newest cursor, once, in its state when
