@@ -6,6 +6,9 @@ runner has applied so far; ``GET /healthz`` reports how far behind it is.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from typing import Any
 
 from flask import Response
@@ -28,6 +31,27 @@ from projections import queries
 from projections.escalations import EscalationQueryError
 from projections.kpis import DIMENSIONS, KpiQueryError
 from projections.sla import sla_rows
+
+
+# The values inside the escalation and SLA cursors, by position. The views'
+# decoders check only the count, and a value of another type would reach SQL.
+ESCALATION_CURSOR_TYPES = (str, str, int)
+SLA_CURSOR_TYPES = (str, str, str, int)
+
+
+def check_cursor_values(cursor: str | None, types: tuple[type, ...]) -> None:
+    """Reject a cursor whose values have the wrong types; leave malformed ones to the view's decoder."""
+    if cursor is None:
+        return
+    try:
+        values = json.loads(base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()))
+    except (ValueError, binascii.Error):
+        return
+    if not isinstance(values, list) or len(values) != len(types):
+        return
+    if not all(type(value) is expected for value, expected in zip(values, types)):
+        message = f"cursor {cursor!r} is invalid; pass the next_cursor of the previous page unchanged"
+        raise InvalidValueError("cursor", message)
 
 
 def as_invalid_value(error: ValueError) -> InvalidValueError:
@@ -78,6 +102,7 @@ def create_blueprint() -> ApiBlueprint:
         description="One row per ticket, SLA target and cycle, as of now, with the least time left first.",
     )
     def sla(query: dict[str, Any]) -> Response:
+        check_cursor_values(query.get("cursor"), SLA_CURSOR_TYPES)
         page = sla_rows(
             services().projections, state=query.get("state"), ticket_id=query.get("ticket_id"),
             cursor=query.get("cursor"), limit=query["limit"],
@@ -90,6 +115,7 @@ def create_blueprint() -> ApiBlueprint:
     @blp.response(200, EscalationPageSchema)
     @blp.doc(summary="List escalations", description="Escalation episodes, oldest first.")
     def escalations(query: dict[str, Any]) -> Response:
+        check_cursor_values(query.get("cursor"), ESCALATION_CURSOR_TYPES)
         try:
             page = queries.escalations(
                 services().projections, state=query["state"], owner=query.get("owner"),

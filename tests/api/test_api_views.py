@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from urllib.parse import quote
 
 import pytest
@@ -166,6 +168,26 @@ def test_escalation_filters(client, agent, escalated):
     assert len(level_two) == 1
 
 
+def crafted_cursor(values):
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("path", "values"),
+    [
+        ("/api/v1/escalations", [1, 2, 3]),
+        ("/api/v1/escalations", [None, {}, []]),
+        ("/api/v1/sla", [1, 2, 3, 4]),
+        ("/api/v1/sla", ["a", "b", "c", True]),
+    ],
+)
+def test_view_cursor_with_wrong_types_is_422(client, agent, path, values):
+    response = client.get(f"{path}?cursor={crafted_cursor(values)}", headers=agent)
+
+    assert response.status_code == 422
+    assert list(response.get_json()["error"]["fields"]) == ["cursor"]
+
+
 def test_escalations_reject_invalid_cursor(client, agent):
     response = client.get("/api/v1/escalations?cursor=abc", headers=agent)
 
@@ -221,3 +243,29 @@ def test_health_reports_lag_until_caught_up(api_app, client, agent):
     assert before["projections"]["lag"] == 2
     assert before["projections"]["mode"] == "external"
     assert after["projections"]["lag"] == 0
+
+
+def test_sla_pages_with_next_cursor(client, agent, sla_tickets):
+    first = client.get("/api/v1/sla?limit=1", headers=agent).get_json()
+    second = client.get(f"/api/v1/sla?limit=1&cursor={first['next_cursor']}", headers=agent).get_json()
+
+    assert len(first["items"]) == 1
+    assert len(second["items"]) == 1
+    assert {first["items"][0]["ticket_id"], second["items"][0]["ticket_id"]} == set(sla_tickets)
+
+
+def test_escalations_page_with_next_cursor(api_app, client, agent, escalated):
+    other = open_ticket(client, agent)
+    post(
+        client, f"/api/v1/tickets/{other['id']}/escalations",
+        {"level": 1, "reason": "Slow", "owner": "duty", "promised_by": "2024-03-02T12:00:00+00:00",
+         "occurred_at": "2024-03-02T10:00:00+00:00"},
+        agent,
+    )
+    hub_of(api_app).catch_up()
+
+    first = client.get("/api/v1/escalations?limit=1", headers=agent).get_json()
+    second = client.get(f"/api/v1/escalations?limit=1&cursor={first['next_cursor']}", headers=agent).get_json()
+
+    assert [item["ticket_id"] for item in first["items"] + second["items"]] == [escalated, other["id"]]
+    assert second["next_cursor"] is None
