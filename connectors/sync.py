@@ -188,7 +188,7 @@ class SyncEngine:
             raise SyncError(result) from error
         except Exception as error:
             message = f"the sync failed with an unexpected {type(error).__name__}; see the log of the process"
-            self._fail(connection_id, sync_id, trigger, started_at, counts, error, message)
+            self._fail(connection_id, sync_id, trigger, started_at, counts, error, message, unexpected=True)
             raise
         finally:
             session.close()
@@ -427,10 +427,14 @@ class SyncEngine:
 
     def _fail(
         self, connection_id: UUID, sync_id: str, trigger: str, started_at: datetime,
-        counts: Counter[str], error: Exception, message: str,
+        counts: Counter[str], error: Exception, message: str, *, unexpected: bool = False,
     ) -> SyncResult:
         error_type = type(error).__name__
-        logger.error("Sync %s of connection %s failed (%s): %s", sync_id, connection_id, error_type, message)
+        # An unexpected error gets its traceback in the log, because the message hides its details.
+        logger.error(
+            "Sync %s of connection %s failed (%s): %s", sync_id, connection_id, error_type, message,
+            exc_info=error if unexpected else None,
+        )
         final = dict(counts)
         connection = self._update_connection(
             connection_id,
