@@ -166,6 +166,8 @@ class PageWriter:
         if isinstance(update, DeferredTicketUpdate):
             built = update.build(ticket)
             if built is None:
+                # The mapping logged why the record cannot apply.
+                self.counts["rejected"] += 1
                 return
             update = built
         if ticket is None:

@@ -152,3 +152,16 @@ def test_on_hold_label_follows_hold_reason(hold_reason, label):
     raw = {**incident("INC0000066", SYS_ID_A, "2024-01-01 10:00:00", "3", 1), "hold_reason": hold_reason}
 
     assert parse_table_record(raw)["incident_state"] == label
+
+
+@responses.activate
+def test_unknown_state_is_counted_rejected(hub_app, settings):
+    connection = add_connection(hub_app, settings, "servicenow", options={"include": []})
+    add_page([incident("INC0000067", SYS_ID_A, "2024-01-01 10:00:00", "99", 1),
+              incident("INC0000068", SYS_ID_B, "2024-01-01 10:00:01", "2", 1)], None, 100)
+
+    result = SyncEngine(hub_app, settings, clock=FakeClock()).sync(connection.id)
+
+    assert result.counts["rejected"] == 1
+    assert result.counts["tickets_created"] == 1
+    assert get_connection(hub_app, connection.id).cursor == {"incidents": ["2024-01-01 10:00:01", SYS_ID_B]}
