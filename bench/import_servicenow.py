@@ -10,9 +10,10 @@ Each run has two steps, each in its own child process on a new SQLite file:
 1. ``hub``: import the whole export with the hub's importer (read, parse, map,
    apply ticket commands, save in batches of incidents);
 2. ``raw``: append the same number of events to the same number of aggregates
-   with the bare library: a plain ``Aggregate`` whose one event class carries
-   the hub's envelope (``occurred_at``, ``actor``, ``source``) and two payload
-   fields, built directly with no parsing, saved in batches of the same size.
+   with the bare library, saved in batches of the same size. The aggregate is a
+   plain ``Aggregate`` with one event class, which carries the hub's envelope
+   (``occurred_at``, ``actor``, ``source``) and two payload fields. The events
+   are built directly, with no parsing.
 
 It prints the medians over the runs of rows/s and events/s for the import,
 events/s for the raw appends, their ratio (wall clock, and CPU time, which other
@@ -84,7 +85,7 @@ def run_raw_step(events: int, aggregates: int, database: str, batch_size: int) -
             def apply(self, aggregate: Any) -> None:
                 aggregate.last = self.value
 
-    app = Application(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": database})
+    app: Application[Any] = Application(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": database})
     # Spread the events over the aggregates as evenly as whole numbers allow.
     base, extra = divmod(events, aggregates)
     moment = datetime(2016, 3, 1, tzinfo=timezone.utc)
@@ -92,7 +93,6 @@ def run_raw_step(events: int, aggregates: int, database: str, batch_size: int) -
     pending: list[RawTicket] = []
     for index in range(aggregates):
         aggregate = RawTicket()
-        aggregate.last = None
         # The created event counts as the first of the aggregate's events.
         for step in range(base + (1 if index < extra else 0) - 1):
             aggregate.trigger_event(

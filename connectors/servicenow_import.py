@@ -12,7 +12,7 @@ time zone given to the import.
 The import is idempotent and resumable. Ticket ids derive from the incident
 number, and every event carries the external event id
 ``{number}:{sys_mod_count}:{tie}:{change}``, where ``tie`` counts earlier rows of
-the incident with the same ``sys_mod_count``. Each transaction holds whole
+the incident with the same ``sys_mod_count``. Each transaction contains whole
 incidents, so a killed import leaves every incident either complete or absent,
 and running it again appends only what is missing.
 """
@@ -27,7 +27,7 @@ import operator
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from pathlib import Path
@@ -41,6 +41,7 @@ from connectors.servicenow_mapping import (
     SOURCE_NAME,
     MappingError,
     change_actor_id,
+    external_event_id,
     map_incident_update,
     ticket_status,
 )
@@ -108,7 +109,7 @@ class Progress(Protocol):
 
 @dataclass
 class ImportSummary:
-    """What an import read, wrote and rejected.
+    """Counts of the rows an import read, the events it wrote and the rows it rejected.
 
     Every row read is counted once: as imported (it wrote events), duplicate (all
     of its events were already recorded), unchanged (nothing the hub records
@@ -162,12 +163,16 @@ class ImportSummary:
 
 @dataclass
 class ExportRows:
-    """The rows of an export, grouped per incident in order of first appearance."""
+    """The parsed rows of an export, grouped per incident in order of first appearance.
 
-    columns: dict[str, int]
-    incidents: dict[str, list[tuple[int, tuple[str, ...]]]]
+    Each row is (line, values), with the values in the order of `fields`. Rows
+    that failed to parse are in `rejected` as (line, reason, message).
+    """
+
+    fields: tuple[str, ...]
+    incidents: dict[str, list[tuple[int, tuple[Any, ...]]]]
     rows_read: int = 0
-    rows_without_number: list[int] = field(default_factory=list)
+    rejected: list[tuple[int, str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -207,10 +212,10 @@ def open_export(path: str | Path) -> io.TextIOBase:
     return path.open(encoding="utf-8", newline="")
 
 
-def read_export(path: str | Path) -> ExportRows:
-    """Read an export and group its rows per incident, keeping the used columns only.
+def read_export(path: str | Path, zone: tzinfo = timezone.utc) -> ExportRows:
+    """Read and parse an export, and group its rows per incident.
 
-    Values are interned because most of them repeat on every row of an incident.
+    Naive timestamps are read in `zone`. Only the columns the import uses are kept.
     """
     with open_export(path) as stream:
         reader = csv.reader(stream)
@@ -224,9 +229,9 @@ def read_export(path: str | Path) -> ExportRows:
         positions = list(columns.values())
         pick = operator.itemgetter(*positions)
         width = max(positions) + 1
-        number_index = list(columns).index("number")
-        interned: dict[str, str] = {}
-        export = ExportRows(columns={name: index for index, name in enumerate(columns)}, incidents={})
+        parser = RowParser(tuple(columns), zone)
+        number_index = parser.fields.index("number")
+        export = ExportRows(fields=parser.fields, incidents={})
         try:
             for raw in reader:
                 if not raw:
@@ -234,13 +239,12 @@ def read_export(path: str | Path) -> ExportRows:
                 export.rows_read += 1
                 if len(raw) < width:
                     raw = raw + [""] * (width - len(raw))
-                picked = pick(raw)
-                values = tuple(map(interned.setdefault, picked, picked))
-                number = values[number_index].strip()
-                if not number or number == MISSING:
-                    export.rows_without_number.append(reader.line_num)
+                try:
+                    values = parser.parse(pick(raw))
+                except RowError as error:
+                    export.rejected.append((reader.line_num, error.reason, str(error)))
                     continue
-                export.incidents.setdefault(number, []).append((reader.line_num, values))
+                export.incidents.setdefault(values[number_index], []).append((reader.line_num, values))
         except (OSError, EOFError, UnicodeDecodeError, csv.Error) as error:
             msg = f"{path} cannot be read past line {reader.line_num}: {error}"
             raise ImportFileError(msg) from None
@@ -257,48 +261,60 @@ def _column_positions(path: str | Path, header: list[str]) -> dict[str, int]:
             "expected a ServiceNow incident export with Table API field names"
         )
         raise ImportFileError(msg)
-    wanted = (*TEXT_FIELDS, *COUNT_FIELDS, *FLAG_FIELDS, *TIME_FIELDS)
-    return {name: names.index(name) for name in wanted if name in names}
+    used_fields = (*TEXT_FIELDS, *COUNT_FIELDS, *FLAG_FIELDS, *TIME_FIELDS)
+    return {name: names.index(name) for name in used_fields if name in names}
 
 
 # Parsing one row.
 
 
-class RowParser:
-    """Turn raw export rows into records with parsed values, as the mapping expects.
+class _ConvertedValues(dict):  # type: ignore[type-arg]
+    """The converted values of one column, keyed by raw text; each new text is converted once.
 
-    Each column remembers the values it has converted, because most values repeat
-    from row to row.
+    Most values repeat from row to row, so almost every lookup is a dict hit.
     """
 
-    def __init__(self, columns: Mapping[str, int], zone: tzinfo) -> None:
+    def __init__(self, name: str, convert: Callable[[str, str], Any]) -> None:
+        super().__init__()
+        self.name = name
+        self.convert = convert
+
+    def __missing__(self, text: str) -> Any:
+        stripped = text.strip()
+        value = None if stripped in (MISSING, "") else self.convert(self.name, stripped)
+        self[text] = value
+        return value
+
+
+class RowParser:
+    """Convert the raw values of a row to what the mapping expects, in the order of `fields`.
+
+    ``?`` and empty values become None, counters int, flags bool and times
+    timezone-aware datetimes in the parser's zone.
+    """
+
+    def __init__(self, fields: tuple[str, ...], zone: tzinfo) -> None:
+        self.fields = fields
         self.zone = zone
+        self._times: dict[str, datetime] = {}
         converters = {
             **dict.fromkeys(COUNT_FIELDS, self._count),
             **dict.fromkeys(FLAG_FIELDS, self._flag),
             **dict.fromkeys(TIME_FIELDS, self._time),
             "incident_state": self._state,
         }
-        # The time columns share one cache, because they repeat each other's values.
-        times: dict[str, Any] = {}
-        self._plan = [
-            (name, index, converters.get(name, self._text), times if name in TIME_FIELDS else {})
-            for name, index in columns.items()
-        ]
+        self._columns = [_ConvertedValues(name, converters.get(name, self._text)) for name in fields]
+        self._required = [(index, name) for index, name in enumerate(fields) if name in REQUIRED_FIELDS]
+        self._required_values = operator.itemgetter(*(index for index, _ in self._required))
 
-    def parse(self, values: tuple[str, ...]) -> dict[str, Any]:
-        record: dict[str, Any] = {}
-        for name, index, convert, converted in self._plan:
-            text = values[index]
-            try:
-                record[name] = converted[text]
-            except KeyError:
-                value = None if text.strip() in (MISSING, "") else convert(name, text.strip())
-                record[name] = converted[text] = value
-        for name in REQUIRED_FIELDS:
-            if record.get(name) is None:
-                raise RowError(f"missing {_file_name(name)}", f"{_file_name(name)} is missing")
-        return record
+    def parse(self, raw_values: Iterable[str]) -> tuple[Any, ...]:
+        """Return the converted values; raise RowError for an invalid or missing value."""
+        values = tuple(map(operator.getitem, self._columns, raw_values))
+        if None in self._required_values(values):
+            for index, name in self._required:
+                if values[index] is None:
+                    raise RowError(f"missing {_file_name(name)}", f"{_file_name(name)} is missing")
+        return values
 
     def _text(self, name: str, text: str) -> str:
         return text
@@ -322,12 +338,16 @@ class RowParser:
         return lowered == "true"
 
     def _time(self, name: str, text: str) -> datetime:
-        naive = parse_naive_timestamp(text)
-        if naive is None:
-            column = _file_name(name)
-            msg = f"{column} {text!r} is not a date such as 29/2/2016 13:05 or 2016-02-29 13:05:00"
-            raise RowError(f"invalid date in {column}", msg)
-        return naive.replace(tzinfo=self.zone)
+        # The time columns repeat each other's values, so they share one cache.
+        parsed = self._times.get(text)
+        if parsed is None:
+            naive = parse_naive_timestamp(text)
+            if naive is None:
+                column = _file_name(name)
+                msg = f"{column} {text!r} is not a date such as 29/2/2016 13:05 or 2016-02-29 13:05:00"
+                raise RowError(f"invalid date in {column}", msg)
+            parsed = self._times[text] = naive.replace(tzinfo=self.zone)
+        return parsed
 
 
 def parse_naive_timestamp(text: str) -> datetime | None:
@@ -346,11 +366,13 @@ def parse_naive_timestamp(text: str) -> datetime | None:
     clock = time_part.strip().split(":") if time_part.strip() else []
     if len(clock) not in (2, 3) or len(year) != 4:
         return None
-    numbers = [year, month, day, *clock]
-    if not all(piece.isdigit() for piece in numbers):
+    pieces = [year, month, day, *clock]
+    if not all(piece.isdigit() for piece in pieces):
         return None
+    numbers = [int(piece) for piece in pieces]
+    second = numbers[5] if len(numbers) == 6 else 0
     try:
-        return datetime(*(int(piece) for piece in numbers))  # type: ignore[misc]
+        return datetime(numbers[0], numbers[1], numbers[2], numbers[3], numbers[4], second)
     except ValueError:
         return None
 
@@ -376,7 +398,7 @@ def import_incidents(
 ) -> ImportSummary:
     """Import an export into the hub and return what was written, skipped and rejected.
 
-    Naive timestamps are read in `zone`. Each transaction holds up to `batch_size`
+    Naive timestamps are read in `zone`. Each transaction contains up to `batch_size`
     incidents, every one of them whole.
     """
     if batch_size < 1:
@@ -384,11 +406,11 @@ def import_incidents(
     started = time.perf_counter()
     summary = ImportSummary(path=str(path))
     logger.info("Reading ServiceNow export %s", path)
-    export = read_export(path)
+    export = read_export(path, zone)
     summary.rows_read = export.rows_read
     summary.incidents = len(export.incidents)
-    for line in export.rows_without_number:
-        summary.reject("missing number", line, "number is missing, so the row belongs to no incident")
+    for line, reason, message in export.rejected:
+        summary.reject(reason, line, message)
 
     logger.info(
         "Importing %d rows of %d incidents from %s in batches of %d incidents",
@@ -396,10 +418,9 @@ def import_incidents(
     )
     if progress is not None:
         progress.start(export.rows_read)
-        progress.advance(len(export.rows_without_number))
-    parser = RowParser(export.columns, zone)
+        progress.advance(len(export.rejected))
     for batch in _batches(export.incidents, batch_size):
-        rows_in_batch = _import_batch(app, batch, parser, summary)
+        rows_in_batch = _import_batch(app, batch, export.fields, summary)
         if progress is not None:
             progress.advance(rows_in_batch)
     if progress is not None:
@@ -415,9 +436,9 @@ def import_incidents(
 
 
 def _batches(
-    incidents: dict[str, list[tuple[int, tuple[str, ...]]]], size: int
-) -> Iterator[list[tuple[str, list[tuple[int, tuple[str, ...]]]]]]:
-    batch: list[tuple[str, list[tuple[int, tuple[str, ...]]]]] = []
+    incidents: dict[str, list[tuple[int, tuple[Any, ...]]]], size: int
+) -> Iterator[list[tuple[str, list[tuple[int, tuple[Any, ...]]]]]]:
+    batch: list[tuple[str, list[tuple[int, tuple[Any, ...]]]]] = []
     for number, rows in incidents.items():
         batch.append((number, rows))
         if len(batch) == size:
@@ -429,21 +450,19 @@ def _batches(
 
 def _import_batch(
     app: HubApplication,
-    batch: list[tuple[str, list[tuple[int, tuple[str, ...]]]]],
-    parser: RowParser,
+    batch: list[tuple[str, list[tuple[int, tuple[Any, ...]]]]],
+    fields: tuple[str, ...],
     summary: ImportSummary,
 ) -> int:
-    """Import a batch of incidents in one transaction; return the number of rows it held."""
+    """Import a batch of incidents in one transaction; return the number of rows in the batch."""
     ticket_ids = {number: external_uuid("ticket", SOURCE_NAME, number) for number, _ in batch}
     heads = stored_heads(app, list(ticket_ids.values()))
     tickets: list[Ticket] = []
-    outcomes: list[tuple[_IncidentOutcome, list[tuple[int, str, dict[str, Any]]]]] = []
+    outcomes: list[tuple[_IncidentOutcome, list[tuple[int, int, dict[str, Any]]]]] = []
     rows_in_batch = 0
-    for number, raw_rows in batch:
-        rows_in_batch += len(raw_rows)
-        records = _ordered_records(raw_rows, parser, summary)
-        if not records:
-            continue
+    for number, rows in batch:
+        rows_in_batch += len(rows)
+        records = _ordered_records(rows, fields)
         ticket_id = ticket_ids[number]
         head = heads.get(ticket_id)
         outcome = _recorded_outcome(records, head) if head is not None else None
@@ -467,51 +486,51 @@ def _import_batch(
 
 
 def _ordered_records(
-    raw_rows: list[tuple[int, tuple[str, ...]]], parser: RowParser, summary: ImportSummary
-) -> list[tuple[int, str, dict[str, Any]]]:
-    """Parse an incident's rows and put them in update order, each with its external event id prefix.
+    rows: list[tuple[int, tuple[Any, ...]]], fields: tuple[str, ...]
+) -> list[tuple[int, int, dict[str, Any]]]:
+    """Put an incident's parsed rows in update order as (line, tie, record).
 
-    Rows that fail to parse are rejected here. The export repeats the values of
-    the incident's final resolution and closure on every row, so rows before the
-    last reopen get none: their resolutions happened at their own update time.
+    ``tie`` counts the earlier rows with the same ``sys_mod_count``, and it is
+    part of the external event ids.
+
+    The export repeats the values of the incident's final resolution and closure
+    on every row, so rows before the last reopen get none: their resolutions
+    happened at their own update time.
     """
-    parsed: list[tuple[int, dict[str, Any]]] = []
-    for line, values in raw_rows:
-        try:
-            parsed.append((line, parser.parse(values)))
-        except RowError as error:
-            summary.reject(error.reason, line, str(error))
-    parsed.sort(key=lambda item: (item[1]["sys_mod_count"], item[1]["sys_updated_on"], item[0]))
-    if not parsed:
-        return []
+    # A stable sort keeps file order among rows with the same sys_mod_count and update time.
+    order_key = operator.itemgetter(fields.index("sys_mod_count"), fields.index("sys_updated_on"))
+    rows = sorted(rows, key=lambda row: order_key(row[1]))
+    final_reopen_count = 0
+    if "reopen_count" in fields:
+        final_reopen_count = rows[-1][1][fields.index("reopen_count")] or 0
 
-    final_reopen_count = parsed[-1][1].get("reopen_count") or 0
-    ordered: list[tuple[int, str, dict[str, Any]]] = []
-    ties: Counter[int] = Counter()
-    for line, record in parsed:
-        if (record.get("reopen_count") or 0) < final_reopen_count:
+    ordered: list[tuple[int, int, dict[str, Any]]] = []
+    tie, previous_mod_count = 0, None
+    for line, values in rows:
+        record = dict(zip(fields, values))
+        if final_reopen_count and (record.get("reopen_count") or 0) < final_reopen_count:
             record["resolved_at"] = record["closed_at"] = record["close_code"] = None
         mod_count = record["sys_mod_count"]
-        prefix = f"{record['number']}:{mod_count}:{ties[mod_count]}"
-        ties[mod_count] += 1
-        ordered.append((line, prefix, record))
+        tie = tie + 1 if mod_count == previous_mod_count else 0
+        previous_mod_count = mod_count
+        ordered.append((line, tie, record))
     return ordered
 
 
-def _recorded_outcome(records: list[tuple[int, str, dict[str, Any]]], head: Any) -> _IncidentOutcome | None:
+def _recorded_outcome(records: list[tuple[int, int, dict[str, Any]]], head: Any) -> _IncidentOutcome | None:
     """Return the outcome of an incident whose changes are all recorded already, or None.
 
-    This spares loading the ticket on a repeated import. It holds when the ticket's
-    last event is the incident's last change and the ticket has as many events as
+    This spares loading the ticket on a repeated import. The outcome is returned
+    when the ticket's last event is the incident's last change and the ticket has as many events as
     the incident has changes.
     """
     # NOTE: this trusts that the run which recorded the last change recorded the
-    # earlier ones too, which holds because every incident is saved whole.
+    # earlier ones too, which is true because every incident is saved whole.
     outcome = _IncidentOutcome(None)
     previous: dict[str, Any] | None = None
     changes_count = 0
     last_event_id = None
-    for index, (_line, prefix, record) in enumerate(records):
+    for index, (_line, tie, record) in enumerate(records):
         try:
             changes = map_incident_update(previous, record)
         except MappingError as error:
@@ -523,7 +542,7 @@ def _recorded_outcome(records: list[tuple[int, str, dict[str, Any]]], head: Any)
             continue
         outcome.rows_duplicate += 1
         changes_count += len(changes)
-        last_event_id = f"{prefix}:{changes[-1].kind}"
+        last_event_id = external_event_id(record["number"], record["sys_mod_count"], tie, changes[-1])
     if head.originator_version != changes_count or head.source.get("external_event_id") != last_event_id:
         return None
     outcome.duplicates = changes_count
@@ -534,7 +553,7 @@ def _import_incident(
     app: HubApplication,
     number: str,
     ticket_id: UUID,
-    records: list[tuple[int, str, dict[str, Any]]],
+    records: list[tuple[int, int, dict[str, Any]]],
     *,
     exists: bool,
 ) -> _IncidentOutcome:
@@ -559,12 +578,15 @@ def _import_incident(
 def _apply_rows(
     ticket: Ticket | None,
     ticket_id: UUID,
-    records: list[tuple[int, str, dict[str, Any]]],
+    records: list[tuple[int, int, dict[str, Any]]],
     rejected: dict[int, tuple[str, str]],
 ) -> _IncidentOutcome:
     outcome = _IncidentOutcome(ticket)
+    # Only a ticket loaded from the store can have recorded changes already,
+    # because each change of a run has its own external event id.
+    stored = ticket is not None
     previous: dict[str, Any] | None = None
-    for index, (_line, prefix, record) in enumerate(records):
+    for index, (_line, tie, record) in enumerate(records):
         if index in rejected:
             continue
         try:
@@ -579,8 +601,8 @@ def _apply_rows(
 
         written = 0
         for change in changes:
-            external_event_id = f"{prefix}:{change.kind}"
-            if ticket is not None and (change.command == "open" or ticket.has_recorded(external_event_id)):
+            event_id = external_event_id(record["number"], record["sys_mod_count"], tie, change)
+            if stored and ticket is not None and (change.command == "open" or ticket.has_recorded(event_id)):
                 outcome.duplicates += 1
                 continue
             ctx = Context(
@@ -589,7 +611,7 @@ def _apply_rows(
                 source_name=SOURCE_NAME,
                 occurred_at=change.occurred_at,
                 external_id=record["number"],
-                external_event_id=external_event_id,
+                external_event_id=event_id,
             )
             try:
                 if change.command == "open":
@@ -665,8 +687,8 @@ def print_summary(summary: ImportSummary, stream: Any = None) -> None:
         f"Rows rejected: {summary.rows_rejected:,}",
     ]
     for reason, count in sorted(summary.rejected.items()):
-        shown = ", ".join(str(line) for line in summary.rejected_lines[reason])
+        first_lines = ", ".join(str(line) for line in summary.rejected_lines[reason])
         more = ", ..." if count > len(summary.rejected_lines[reason]) else ""
-        lines.append(f"  {reason}: {count:,} (lines {shown}{more})")
+        lines.append(f"  {reason}: {count:,} (lines {first_lines}{more})")
     lines.append(f"Seconds: {summary.seconds:.1f}")
     print("\n".join(lines), file=stream)

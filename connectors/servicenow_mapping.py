@@ -10,8 +10,8 @@ Fields read (the rest are ignored):
 
 - ``number`` (required), ``sys_id``, ``short_description``, ``description``;
 - ``incident_state`` (required): the display label, such as ``"Awaiting User Info"``;
-- ``sys_updated_on`` (required) and ``sys_updated_by``: when and by whom this version
-  was written;
+- ``sys_updated_on`` (required) and ``sys_updated_by``: when this version was
+  written, and which user wrote it;
 - ``opened_at`` (required on the first record), ``opened_by``, ``caller_id``,
   ``contact_type``;
 - ``category``, ``subcategory``, ``u_symptom``;
@@ -21,7 +21,7 @@ Fields read (the rest are ignored):
 - ``close_code``, ``resolved_at``, ``closed_at``: the values of the incident's
   current resolution and closure.
 
-Within one record the commands run in this order, so that every domain guard holds
+Within one record the commands run in this order, so that every domain guard passes
 for consistent input: open (first record only), reopen, intake, classify,
 prioritize, assign, knowledge, status (change, resolve or close), then the source's
 own SLA verdict.
@@ -42,8 +42,8 @@ DEFAULT_ACTOR_ID = "servicenow-import"
 # from the hub's own SLA computation.
 MADE_SLA_FACT = "made_sla"
 
-# ServiceNow's `knowledge` flag says that a knowledge article was used, but not
-# which one, so the hub records this placeholder article id.
+# ServiceNow's `knowledge` flag means that a knowledge article was used, but it
+# does not name the article, so the hub records this placeholder article id.
 UNNAMED_KNOWLEDGE_ARTICLE = "servicenow:unnamed"
 
 # `incident_state` display labels (lowercase) and the hub status each one means.
@@ -131,6 +131,15 @@ def ticket_priority(priority: str) -> str:
 
 def ticket_channel(contact_type: str | None) -> str:
     return CHANNEL_BY_CONTACT_TYPE.get((contact_type or "").strip().lower(), "other")
+
+
+def external_event_id(number: str, sys_mod_count: int, tie: int, change: Change) -> str:
+    """Return the external event id of a change: ``{number}:{sys_mod_count}:{tie}:{kind}``.
+
+    `tie` counts the incident's earlier records with the same ``sys_mod_count``,
+    so that every record of an incident gives distinct ids.
+    """
+    return f"{number}:{sys_mod_count}:{tie}:{change.kind}"
 
 
 def change_actor_id(record: Mapping[str, Any], change: Change) -> str:

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from connectors.servicenow_import import BUNDLED_EXPORT, ImportFileError, import_incidents
+from connectors.servicenow_import import BUNDLED_EXPORT, ImportFileError, import_incidents, parse_naive_timestamp
 from hub.application import create_application
 from hub.cli import main
 from hub.domain import Context, Ticket, external_uuid
@@ -199,6 +199,23 @@ def test_bad_rows_are_rejected_by_reason(memory_app, tmp_path):
     assert ticket.status == "open"
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("29/2/2016 01:16", datetime(2016, 2, 29, 1, 16)),
+        ("5/3/2016 12:00", datetime(2016, 3, 5, 12, 0)),
+        ("2016-02-29 01:16:05", datetime(2016, 2, 29, 1, 16, 5)),
+        ("29/2/2016", None),
+        ("31/2/2016 10:00", None),
+        ("29/2/16 10:00", None),
+        ("29.2.2016 10:00", None),
+        ("2016-02-29T01:16:05", None),
+    ],
+)
+def test_timestamp_formats(text, expected):
+    assert parse_naive_timestamp(text) == expected
+
+
 def test_naive_times_are_read_in_the_given_zone(memory_app, tmp_path):
     export = write_export(tmp_path / "one.csv", [{"sys_mod_count": "0"}])
 
@@ -251,7 +268,7 @@ def test_update_time_breaks_sys_mod_count_ties(memory_app, tmp_path):
     ]
 
 
-def test_final_resolution_uses_resolved_at_and_earlier_ones_update_time(memory_app, tmp_path):
+def test_resolution_times_across_a_reopen(memory_app, tmp_path):
     final = {"reopen_count": "1", "resolved_at": "1/3/2016 16:00", "closed_at": "6/3/2016 17:00"}
     rows = [
         {"sys_mod_count": "0", **final, "reopen_count": "0"},

@@ -371,7 +371,7 @@ def test_caller_filled_in_later_completes_intake():
     assert changes == [Change("complete_intake", {"fields": {"requester": {"id": "Caller 2403"}}}, later(5))]
 
 
-def test_opening_is_by_the_opener_and_updates_by_the_updater():
+def test_change_actor_ids():
     current = record()
     opening, classification = map_incident_update(None, current)[:2]
 
