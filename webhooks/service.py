@@ -83,7 +83,7 @@ class WebhookService:
         allow_private: bool,
         clock: Clock = utc_now,
         resolve: Resolver | None = None,
-        wake: Callable[[], None] | None = None,
+        wake: Callable[[], object] | None = None,
     ) -> None:
         self.app = app
         self.outbox = outbox
