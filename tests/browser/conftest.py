@@ -27,23 +27,22 @@ from typing import Any
 import pytest
 import requests
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
+from tests.browser.helpers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    DESKTOP,
+    PHONE,
+    BrowserPage,
+    new_page,
+    quiet_request_handler,
+    sign_in,
+    watch,
+)
 
-# One incident in this many is imported; 25 gives about 1,000 incidents and 5,900 rows.
+# One incident in this many is imported: 25 gives 990 incidents in 5,742 rows of the log.
 SLICE_MODULUS = 25
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
-
-# Seconds the browser waits for a page element before a test fails.
-WAIT_SECONDS = 20
-
 
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
     reason = None
@@ -85,17 +84,6 @@ def write_slice(source: Path, target: Path, modulus: int) -> tuple[int, set[str]
                 numbers.add(number)
                 rows += 1
     return rows, numbers
-
-
-def quiet_request_handler() -> Any:
-    """Return a werkzeug request handler that logs errors but not every request."""
-    from werkzeug.serving import WSGIRequestHandler
-
-    class QuietHandler(WSGIRequestHandler):
-        def log_request(self, *args: Any, **kwargs: Any) -> None:
-            pass
-
-    return QuietHandler
 
 
 @dataclass
@@ -195,51 +183,6 @@ def browser() -> Iterator[Any]:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
-
-
-@dataclass
-class BrowserPage:
-    """A signed-in page plus what the browser requested and reported while the test ran."""
-
-    page: Any
-    requests: list[str]
-    errors: list[str]
-    hub: LiveHub
-
-    def open(self, path: str) -> Any:
-        response = self.page.goto(self.hub.base_url + path)
-        self.page.wait_for_load_state("load")
-        if self.page.locator("canvas[data-chart]").count():
-            self.page.wait_for_selector("body[data-charts-ready='true']", timeout=WAIT_SECONDS * 1000)
-        return response
-
-
-def watch(page: Any, hub: LiveHub) -> BrowserPage:
-    recorded = BrowserPage(page, [], [], hub)
-    page.on("request", lambda request: recorded.requests.append(request.url))
-    page.on("pageerror", lambda error: recorded.errors.append(f"page error: {error}"))
-    page.on(
-        "console",
-        lambda message: recorded.errors.append(f"console {message.type}: {message.text}")
-        if message.type == "error" else None,
-    )
-    return recorded
-
-
-def new_page(browser: Any, hub: LiveHub, viewport: dict[str, int]) -> tuple[Any, BrowserPage]:
-    """Open a page in a new browser context, which starts without cookies."""
-    context = browser.new_context(viewport=viewport)
-    context.set_default_timeout(WAIT_SECONDS * 1000)
-    return context, watch(context.new_page(), hub)
-
-
-def sign_in(recorded: BrowserPage, token: str, next_path: str = "/tickets") -> None:
-    """Sign in through the form, then land on ``next_path`` (by default the light ticket search page)."""
-    page = recorded.page
-    page.goto(f"{recorded.hub.base_url}/signin?next={next_path}")
-    page.fill("input[name=token]", token)
-    page.click(".signin-card button[type=submit]")
-    page.wait_for_load_state("load")
 
 
 @pytest.fixture

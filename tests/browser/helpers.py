@@ -1,10 +1,85 @@
-"""What the browser tests read from a page, and how they expect figures to be printed."""
+"""Helpers of the browser tests: driving Chromium, reading pages, and the expected printed figures."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+# Driving Debian's Chromium; Playwright's own browser downloads are never used.
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+# Seconds the browser waits for a page element before a test fails.
+WAIT_SECONDS = 20
+
+
+def quiet_request_handler() -> Any:
+    """Return a werkzeug request handler that logs errors but not every request."""
+    from werkzeug.serving import WSGIRequestHandler
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_request(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+    return QuietHandler
+
+
+@dataclass
+class BrowserPage:
+    """A signed-in page plus what the browser requested and reported while the test ran."""
+
+    page: Any
+    requests: list[str]
+    errors: list[str]
+    # The LiveHub the page belongs to.
+    hub: Any
+
+    def open(self, path: str) -> Any:
+        response = self.page.goto(self.hub.base_url + path)
+        self.page.wait_for_load_state("load")
+        if self.page.locator("canvas[data-chart]").count():
+            self.page.wait_for_selector("body[data-charts-ready='true']", timeout=WAIT_SECONDS * 1000)
+        return response
+
+
+def watch(page: Any, hub: Any) -> BrowserPage:
+    recorded = BrowserPage(page, [], [], hub)
+    page.on("request", lambda request: recorded.requests.append(request.url))
+    page.on("pageerror", lambda error: recorded.errors.append(f"page error: {error}"))
+    page.on(
+        "console",
+        lambda message: recorded.errors.append(f"console {message.type}: {message.text}")
+        if message.type == "error" else None,
+    )
+    return recorded
+
+
+def new_page(browser: Any, hub: Any, viewport: dict[str, int]) -> tuple[Any, BrowserPage]:
+    """Open a page in a new browser context, which starts without cookies."""
+    context = browser.new_context(viewport=viewport)
+    context.set_default_timeout(WAIT_SECONDS * 1000)
+    return context, watch(context.new_page(), hub)
+
+
+def sign_in(recorded: BrowserPage, token: str, next_path: str = "/tickets") -> None:
+    """Sign in through the form, then land on ``next_path`` (by default the light ticket search page)."""
+    page = recorded.page
+    page.goto(f"{recorded.hub.base_url}/signin?next={next_path}")
+    page.fill("input[name=token]", token)
+    page.click(".signin-card button[type=submit]")
+    page.wait_for_load_state("load")
+
+
+# Reading pages.
 
 # Returns the data Chart.js contains and drew for the chart on <canvas data-chart=ID>.
 READ_CHART = """(id) => {

@@ -17,7 +17,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP, quiet_request_handler
+from tests.browser.helpers import CHROMIUM, CHROMIUM_ARGS, DESKTOP, quiet_request_handler
 
 # Enough height for the tiles, the trend charts and the start of the breakdown.
 CLIP_HEIGHT = 1350

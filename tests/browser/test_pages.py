@@ -71,3 +71,11 @@ def test_pages_send_content_security_policy(analyst, page_paths):
         assert "default-src 'self'" in policy, name
         assert "script-src 'self'" in policy, name
         assert response.headers["cache-control"] == "no-store", name
+
+
+def test_missing_asset_gets_html_not_found(anonymous):
+    response = anonymous.page.request.get(anonymous.hub.base_url + "/assets/missing.css")
+
+    assert response.status == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert 'data-status="404"' in response.text()

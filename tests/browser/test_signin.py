@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from tests.browser.conftest import sign_in
+from tests.browser.helpers import sign_in
 
 
 def test_page_without_session_redirects_to_signin(anonymous):
@@ -77,7 +77,7 @@ def test_pages_never_show_token(analyst):
 
 
 def test_revoked_token_ends_session(browser, live_hub):
-    from tests.browser.conftest import DESKTOP, new_page
+    from tests.browser.helpers import DESKTOP, new_page
 
     with live_hub.app.app_context():
         token, secret = live_hub.services().tokens.create("analyst", "browser-revoked")

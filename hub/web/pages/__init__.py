@@ -10,12 +10,16 @@ loads only files this package serves: the templates, ``static/hub.css``,
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
-from flask import Blueprint, Flask, url_for
+from flask import Blueprint, Flask, render_template, request, url_for
+from werkzeug.exceptions import HTTPException
 
 from hub.web.pages import attention, audit, improvements, overview, session, variability
 from hub.web.pages.formatting import register_filters
+
+logger = logging.getLogger(__name__)
 
 WEB_FOLDER = Path(__file__).resolve().parent.parent
 TEMPLATE_FOLDER = WEB_FOLDER / "templates"
@@ -36,8 +40,19 @@ def create_blueprint() -> Blueprint:
     )
     for module in PAGE_MODULES:
         module.add_routes(blueprint)
+    blueprint.register_error_handler(Exception, error_page)
     blueprint.record_once(lambda state: configure_app(state.app))
     return blueprint
+
+
+def error_page(error: Exception) -> tuple[str, int]:
+    """Render a failure in a page as HTML; the API's handlers answer in JSON, which a browser shows raw."""
+    if isinstance(error, HTTPException):
+        status = error.code or 500
+        return render_template("error.html", status=status, title=error.name, message=error.description), status
+    logger.exception("Dashboard page %s failed", request.path)
+    message = "The page failed to load; the error has been logged. Try again, or pick another period."
+    return render_template("error.html", status=500, title="Server error", message=message), 500
 
 
 def configure_app(app: Flask) -> None:
