@@ -415,8 +415,8 @@ def ticket_as_incident(ticket: Any, number: str) -> dict[str, Any]:
 def incident_update(record: dict[str, Any], ticket: Any) -> TicketUpdate | None:
     """Map one incident record against the ticket's state; None when it cannot apply.
 
-    Keys follow the audit-log import (`<number>:<sys_mod_count>:0:<command>`), so
-    a version seen by both the import and the connector is recorded once.
+    Keys come from the audit-log import's `external_event_id` with tie 0, so a
+    version seen by both the import and the connector is recorded once.
     """
     number = str(record["number"])
     previous = ticket_as_incident(ticket, number) if ticket is not None else None
@@ -429,7 +429,7 @@ def incident_update(record: dict[str, Any], ticket: Any) -> TicketUpdate | None:
     opening: TicketOpening | None = None
     converted: list[TicketChange] = []
     for change in changes:
-        key = f"{number}:{record.get('sys_mod_count')}:0:{change.kind}"
+        key = servicenow_mapping.external_event_id(number, record.get("sys_mod_count") or 0, 0, change)
         actor_id = servicenow_mapping.change_actor_id(record, change)
         origin = Origin(change.occurred_at, "agent", actor_id, key)
         arguments = change.arguments
