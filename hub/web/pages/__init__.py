@@ -13,7 +13,8 @@ import hashlib
 import logging
 from pathlib import Path
 
-from flask import Blueprint, Flask, render_template, request, url_for
+from flask import Blueprint, render_template, request, url_for
+from flask.sansio.app import App
 from werkzeug.exceptions import HTTPException
 
 from hub.web.pages import attention, audit, improvements, overview, session, variability
@@ -55,7 +56,7 @@ def error_page(error: Exception) -> tuple[str, int]:
     return render_template("error.html", status=500, title="Server error", message=message), 500
 
 
-def configure_app(app: Flask) -> None:
+def configure_app(app: App) -> None:
     """Set the session cookie defaults and the template filters the pages need."""
     session.configure_sessions(app)
     register_filters(app)

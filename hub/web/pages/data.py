@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from hub.application import HubApplication
 from hub.web.services import services
 from projections.db import Database
-
-EXTRA_KEY = "pages.view_database"
 
 
 def hub_application() -> HubApplication:
@@ -17,15 +13,8 @@ def hub_application() -> HubApplication:
 
 def view_database() -> Database:
     """Return the database of the views, the one the API's view endpoints query."""
-    found: Any = services().projections
-    if isinstance(found, Database):
-        return found
-    database = getattr(found, "db", None)
-    if isinstance(database, Database):
-        return database
-    extras = services().extras
-    if EXTRA_KEY not in extras:
-        extras[EXTRA_KEY] = Database.for_application(hub_application())
-    database = extras[EXTRA_KEY]
-    assert isinstance(database, Database)
+    database = services().projections
+    if not isinstance(database, Database):
+        msg = f"the app's projections are a {type(database).__name__}, not a projections.db.Database"
+        raise TypeError(msg)
     return database

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from flask import Flask
+from flask.sansio.app import App
 
 MISSING = "\u2014"
 MINUS = "\u2212"
@@ -143,7 +143,7 @@ def format_minutes(value: float | None) -> str:
     return f"{sign}{minutes} min"
 
 
-def register_filters(app: Flask) -> None:
+def register_filters(app: App) -> None:
     app.add_template_filter(format_hours, "hours")
     app.add_template_filter(format_ratio, "ratio")
     app.add_template_filter(format_count, "count")

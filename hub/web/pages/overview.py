@@ -78,16 +78,13 @@ def overview_page() -> Any:
     if previous is not None and before is not None:
         before = {**before, BACKLOG.key: backlog_at(db, previous.until_time)}
 
-    breakdowns = [
-        {
-            "dimension": dimension,
-            "heading": heading,
-            "rows": kpis(db, group_by=dimension, since=period.since_time, until=period.until_time),
-        }
-        for dimension, heading in BREAKDOWNS
-    ]
-    # The group table is long; the busiest groups come first.
-    breakdowns[2]["rows"].sort(key=lambda row: (-row["tickets"], str(row["group"])))
+    breakdowns = []
+    for dimension, heading in BREAKDOWNS:
+        rows = kpis(db, group_by=dimension, since=period.since_time, until=period.until_time)
+        if dimension == "group":
+            # The group table is long, so the busiest groups come first.
+            rows.sort(key=lambda row: (-row["tickets"], str(row["group"])))
+        breakdowns.append({"dimension": dimension, "heading": heading, "rows": rows})
 
     return render_template(
         "overview.html",

@@ -18,7 +18,8 @@ from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, Response, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, g, redirect, render_template, request, session, url_for
+from flask.sansio.app import App
 
 from hub.settings import ConfigurationError
 from hub.web.services import services
@@ -41,7 +42,7 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
-def configure_sessions(app: Flask) -> None:
+def configure_sessions(app: App) -> None:
     """Give the app a secret key and safe session cookie settings, unless it has its own."""
     if not app.config.get("SECRET_KEY"):
         configured = os.environ.get(SECRET_KEY_VARIABLE, "")
