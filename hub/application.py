@@ -188,13 +188,13 @@ class HubApplication(Application[UUID]):
         return [recording.notification.id for recording in recordings]
 
     def _create(self, aggregate_class: type, aggregate_id: UUID, build: Callable[[], Any]) -> Outcome:
-        if aggregate_id in self.repository:
-            return Outcome(self.get(aggregate_class, aggregate_id), duplicate=True)
+        # Insert first and let the store's unique (id, version) key detect an
+        # existing aggregate: it costs no read on the common path, and it is the
+        # only check that holds when two writers create the same id at once.
         aggregate = build()
         try:
             recordings = self.save(aggregate)
         except IntegrityError:
-            # Another writer created the same deterministic id first.
             return Outcome(self.get(aggregate_class, aggregate_id), duplicate=True)
         return Outcome(aggregate, positions=[r.notification.id for r in recordings])
 
