@@ -50,7 +50,9 @@ class ErrorBodySchema(ma.Schema):
         required=True, metadata={"description": "Stable machine-readable error code."}
     )
     message = ma.fields.String(required=True, metadata={"description": "What failed and how to fix it."})
-    fields = ma.fields.Dict(
+    # Named field_messages here because Schema.fields is marshmallow's own attribute.
+    field_messages = ma.fields.Dict(
+        data_key="fields",
         keys=ma.fields.String(),
         values=ma.fields.List(ma.fields.String()),
         required=True,

@@ -34,6 +34,8 @@ SHORT_TEXT = 200
 TEXT = 10_000
 LONG_TEXT = 100_000
 MAX_PAGE_SIZE = 500
+# Versions and stream positions are 64-bit integers in both stores.
+MAX_POSITION = 2**63 - 1
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -147,7 +149,8 @@ class PageQuerySchema(Schema):
 
 class PointInTimeQuerySchema(Schema):
     version = fields.Integer(
-        validate=validate.Range(min=1), metadata={"description": "Return the state after this version."}
+        validate=validate.Range(min=1, max=MAX_POSITION),
+        metadata={"description": "Return the state after this version."},
     )
     as_of = Timestamp(
         metadata={"description": "Return the state after the last change that had occurred at this time."}
@@ -443,7 +446,7 @@ class EventPageSchema(Schema):
 
 class StreamQuerySchema(Schema):
     after = fields.Integer(
-        load_default=0, validate=validate.Range(min=0),
+        load_default=0, validate=validate.Range(min=0, max=MAX_POSITION),
         metadata={"description": "Return events after this position; 0 starts at the beginning."},
     )
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))

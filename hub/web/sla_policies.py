@@ -65,7 +65,7 @@ def list_policies(cursor: str | None, limit: int) -> dict[str, Any]:
         start=after, limit=limit + 1, topics=[DEFINED_TOPIC], inclusive_of_start=False
     )
     page = notifications[:limit]
-    items = [application.get(SlaPolicy, notification.originator_id).state() for notification in page]
+    items = [application.get(SlaPolicy, UUID(str(notification.originator_id))).state() for notification in page]
     next_cursor = str(page[-1].id) if len(notifications) > limit else None
     return {"items": items, "next_cursor": next_cursor}
 

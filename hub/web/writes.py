@@ -235,7 +235,7 @@ def run_create(
         if not outcome.duplicate:
             return state_response(201, schema, aggregate, {"Location": location(aggregate.id)})
         if aggregate_id is not None:
-            first = application.get(aggregate_class, aggregate.id, version=1)
+            first: Any = application.get(aggregate_class, aggregate.id, version=1)
             return state_response(201, schema, first, {"Location": location(aggregate.id)})
         return state_response(200, schema, aggregate, {"Location": location(aggregate.id)})
 

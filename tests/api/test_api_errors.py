@@ -150,3 +150,12 @@ def test_unauthorized_comes_before_validation(client):
     response = client.post(TICKETS, json={"channel": "fax"})
 
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize("query", ["/api/v1/events?after=104187480262408503296", "/api/v1/tickets/{id}?version=104187480262408503296"])
+def test_integer_beyond_64_bits_is_422(client, tokens, ticket, query):
+    from tests.api.conftest import bearer
+
+    response = client.get(query.format(id=ticket["id"]), headers=bearer(tokens["admin"]))
+
+    assert_error_shape(response, 422, "validation_failed")

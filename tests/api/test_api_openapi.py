@@ -54,6 +54,7 @@ def test_error_responses_use_error_schema(client):
 
     error = spec["components"]["schemas"]["Error"]
     assert error["required"] == ["error"]
+    assert sorted(spec["components"]["schemas"]["ErrorBody"]["required"]) == ["code", "fields", "message"]
     assert spec["components"]["responses"]["NOT_FOUND"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Error"
     }
