@@ -223,6 +223,7 @@ def create_blueprint() -> ApiBlueprint:
     @blp.arguments(ConnectionCreateSchema)
     @blp.response(201, ConnectionSchema)
     @blp.alt_response(409, response="CONFLICT")
+    @blp.alt_response(500, response="INTERNAL_SERVER_ERROR")
     @blp.doc(
         summary="Create a connection",
         description="Stores the connection with its credentials encrypted under HUB_CIPHER_KEY. "
@@ -274,6 +275,7 @@ def create_blueprint() -> ApiBlueprint:
     @blp.arguments(CredentialsSchema)
     @blp.response(200, ConnectionSchema)
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(500, response="INTERNAL_SERVER_ERROR")
     @blp.doc(summary="Rotate a connection's credentials", description="Replaces every credential field.")
     def rotate(body: dict[str, Any], connection_id: UUID) -> Response:
         hub = services()
@@ -288,6 +290,9 @@ def create_blueprint() -> ApiBlueprint:
     @blp.response(200, SyncResultSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT")
+    @blp.alt_response(500, response="INTERNAL_SERVER_ERROR")
+    @blp.alt_response(502, response="BAD_GATEWAY")
+    @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
     @blp.doc(
         summary="Run a sync",
         description="Pulls the tool's changes and pushes the hub's, to the end, and responds with the counts. "
@@ -315,6 +320,7 @@ def create_blueprint() -> ApiBlueprint:
     @blp.route("/<uuid:connection_id>/webhook", methods=["POST"], endpoint="webhook")
     @blp.response(202, WebhookAcceptedSchema)
     @blp.alt_response(401, response="UNAUTHORIZED")
+    @blp.alt_response(404, response="NOT_FOUND")
     @blp.doc(
         summary="Receive a Zendesk webhook",
         description="Needs no token: the X-Zendesk-Webhook-Signature and -Signature-Timestamp headers must "

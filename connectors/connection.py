@@ -370,8 +370,12 @@ def validate_base_url(base_url: object, allow_private: bool) -> str:
     if not isinstance(base_url, str) or not base_url.strip():
         raise InvalidValueError("base_url", "base_url must be an absolute URL such as https://example.zendesk.com")
     text = base_url.strip()
-    parts = urlsplit(text)
-    host = (parts.hostname or "").lower()
+    try:
+        parts = urlsplit(text)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        msg = f"base_url {text!r} is not a valid URL; use the form https://example.zendesk.com"
+        raise InvalidValueError("base_url", msg) from None
     if parts.scheme not in ("https", "http") or not host:
         msg = f"base_url {text!r} is not an absolute http(s) URL; use the form https://example.zendesk.com"
         raise InvalidValueError("base_url", msg)
@@ -539,7 +543,7 @@ def _option_custom_statuses(kind: str, value: object) -> dict[str, str]:
         raise InvalidValueError("options.custom_statuses", 'options.custom_statuses must map codes to statuses, like {"6": "on_hold"}')
     for code, status in value.items():
         name = f"options.custom_statuses.{code}"
-        if not str(code).isdigit() or int(code) < 6:
+        if not (str(code).isascii() and str(code).isdigit()) or int(code) < 6:
             raise InvalidValueError(name, f"{name} is not a custom status code; Freshdesk numbers them from 6")
         if status not in statuses:
             raise InvalidValueError(name, f"{name} must be one of {', '.join(statuses)}")

@@ -208,6 +208,7 @@ def test_base_url_accepted(url, allow_private, expected):
         ("https://user:pw@example.zendesk.com", "must not contain a user name or password"),
         ("example.zendesk.com", "is not an absolute http"),
         ("https://example.zendesk.com?x=1", "has a query or fragment"),
+        ("https://[::1", "is not a valid URL"),
     ],
 )
 def test_base_url_rejected_without_private_flag(url, message):
@@ -271,6 +272,12 @@ def test_unknown_option_lists_known_ones():
 
 def test_options_get_default_includes():
     assert validate_options("freshdesk", {}) == {"include": ["conversations"]}
+
+
+def test_custom_status_code_must_be_ascii_digits():
+    with pytest.raises(InvalidValueError, match="is not a custom status code") as raised:
+        validate_options("freshdesk", {"custom_statuses": {"\u00b2": "on_hold"}})
+    assert raised.value.field == "options.custom_statuses.\u00b2"
 
 
 def test_conflict_policy_rejects_unknown_winner():
