@@ -270,4 +270,8 @@ def create_application(settings: Settings | None = None, **env: str) -> HubAppli
     settings = settings or load_settings()
     ensure_sqlite_folder(settings)
     logger.info("Opening the %s event store at %s", settings.store, settings.masked_database_url())
-    return HubApplication(env={**settings.persistence_env, **env})
+    # The library reads "<APP NAME>_<KEY>" settings from the environment, so it
+    # would take HUB_CIPHER_KEY, the key for field-level secrets, as a key for
+    # encrypting every event; an explicit empty value keeps it from doing so.
+    library_env = {"HUB_CIPHER_KEY": "", "CIPHER_KEY": "", **settings.persistence_env, **env}
+    return HubApplication(env=library_env)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Iterator
 
@@ -10,23 +9,7 @@ import pytest
 
 from hub.application import HubApplication, create_application
 from hub.settings import load_settings
-
-POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def postgres_answers() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-requires_postgres = pytest.mark.skipif(
-    not postgres_answers(),
-    reason="PostgreSQL does not answer on 127.0.0.1:5432 (.ci/run starts it; locally run "
-    "'pg_ctlcluster --skip-systemctl-redirect 15 main start')",
-)
+from hubtest import POSTGRES_URL, STORE_KINDS, store_url
 
 
 @pytest.fixture
@@ -35,26 +18,11 @@ def postgres_schema() -> Iterator[str]:
     import psycopg
 
     schema = f"test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_URL.replace("postgresql://", "postgresql://"), autocommit=True) as connection:
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
         connection.execute(f'CREATE SCHEMA "{schema}"')
     yield schema
     with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
         connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
-def store_url(kind: str, tmp_path) -> str:
-    if kind == "sqlite-file":
-        return f"sqlite:///{tmp_path}/hub.sqlite3"
-    if kind == "sqlite-memory":
-        return "sqlite:///:memory:"
-    return POSTGRES_URL
-
-
-STORE_KINDS = [
-    "sqlite-file",
-    "sqlite-memory",
-    pytest.param("postgresql", marks=[requires_postgres, pytest.mark.postgres]),
-]
 
 
 @pytest.fixture(params=STORE_KINDS)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import POSTGRES_URL, requires_postgres
+from hubtest import POSTGRES_URL, requires_postgres
 from hub.application import create_application
 from hub.cli.db import copy_events
 from hub.domain import Context, Ticket

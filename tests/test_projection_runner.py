@@ -22,7 +22,7 @@ from hub.settings import load_settings
 from projections.db import Database
 from projections.runner import ProjectionRunner, View, start_in_background
 from projections.tickets import TicketFactsView
-from conftest import requires_postgres, store_url
+from hubtest import requires_postgres, store_url
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 

@@ -50,3 +50,18 @@ def test_repr_hides_key():
     key = generate_key()
 
     assert key not in repr(SecretBox(key))
+
+
+def test_cipher_key_setting_does_not_encrypt_the_event_store(monkeypatch):
+    from hub.application import create_application
+    from hub.domain import Context, Ticket
+
+    monkeypatch.setenv("HUB_CIPHER_KEY", generate_key())
+    app = create_application(load_settings({"HUB_DATABASE_URL": "sqlite:///:memory:"}))
+
+    ticket = app.open_ticket(Context(), subject="Readable for auditors", channel="web").aggregate
+    notification = app.recorder.select_notifications(start=1, limit=1)[0]
+
+    assert b"Readable for auditors" in notification.state
+    assert app.get(Ticket, ticket.id).subject == "Readable for auditors"
+    app.close()

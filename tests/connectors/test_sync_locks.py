@@ -7,7 +7,7 @@ import sys
 import textwrap
 
 import pytest
-from conftest import POSTGRES_URL, requires_postgres
+from hubtest import POSTGRES_URL, requires_postgres
 from connector_helpers import add_connection, hub_app, settings, settings_for  # noqa: F401 (fixtures)
 
 from connectors.locks import exclusive, lock_key
