@@ -15,11 +15,12 @@ Each run has two steps, each in its own child process on a new SQLite file:
    (``occurred_at``, ``actor``, ``source``) and two payload fields. The events
    are built directly, with no parsing.
 
-It prints the medians over the runs of rows/s and events/s for the import,
-events/s for the raw appends, their ratio (wall clock, and CPU time, which other
-load on the machine disturbs less), and each step's peak resident memory (the
-child's maximum RSS). It checks the wall-clock ratio and the import's memory
-against the targets: half the raw append rate or better, and under 500 MB.
+It prints the medians over the runs of rows/s and events/s for the import and
+of events/s for the raw appends. It prints their ratio twice: in wall-clock
+time, and in CPU time, which other load on the machine disturbs less. It also
+prints each step's peak resident memory (the child's maximum RSS). It checks the
+wall-clock ratio and the import's memory against the targets: half the raw
+append rate or better, and under 500 MB.
 """
 
 from __future__ import annotations
