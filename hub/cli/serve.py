@@ -21,8 +21,9 @@ class EmbeddedServer(BaseApplication):  # type: ignore[misc]
     concurrently and share the worker's connection pool.
     """
 
-    def __init__(self, options: dict[str, Any]) -> None:
+    def __init__(self, options: dict[str, Any], *, run_scheduler: bool = True) -> None:
         self.options = options
+        self.run_scheduler = run_scheduler
         super().__init__()
 
     def load_config(self) -> None:
@@ -32,7 +33,7 @@ class EmbeddedServer(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         from hub.web import create_app
 
-        return create_app({"RUN_PROJECTIONS": True})
+        return create_app({"RUN_PROJECTIONS": True, "RUN_SCHEDULER": self.run_scheduler})
 
 
 def close_worker_app(server: Any, worker: Any) -> None:
@@ -46,8 +47,9 @@ def close_worker_app(server: Any, worker: Any) -> None:
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "serve", help="serve the HTTP API with the projections in-process",
-        description="Serve the HTTP API (OpenAPI document at /openapi.json, docs at /docs) in one "
-        "gunicorn worker with several threads, and keep the views up to date on a background thread.",
+        description="Serve the HTTP API (OpenAPI document at /openapi.json, docs at /docs) and the "
+        "dashboard in one gunicorn worker with several threads, with the projections, webhook "
+        "deliveries and scheduled jobs on background threads.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=positive_int_argument, default=8000, help="port to listen on (default: 8000)")
@@ -56,16 +58,24 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    serve(args.host, args.port, threads=args.threads, run_scheduler=not args.no_scheduler)
+    return 0
+
+
+def serve(host: str, port: int, *, threads: int = 8, run_scheduler: bool = True) -> None:
+    """Serve the hub in one process: API, dashboard, projections, webhook deliveries and, optionally, the scheduler."""
     # Check the settings here, so that a bad HUB_DATABASE_URL exits with a clear
     # message instead of a worker that fails to boot.
     settings = load_settings()
-    logger.info("Serving the API on http://%s:%d (%s store)", args.host, args.port, settings.store)
-    EmbeddedServer({
-        "bind": f"{args.host}:{args.port}",
-        "workers": 1,
-        "worker_class": "gthread",
-        "threads": args.threads,
-        "accesslog": "-",
-        "worker_exit": close_worker_app,
-    }).run()
-    return 0
+    logger.info("Serving the API on http://%s:%d (%s store)", host, port, settings.store)
+    EmbeddedServer(
+        {
+            "bind": f"{host}:{port}",
+            "workers": 1,
+            "worker_class": "gthread",
+            "threads": threads,
+            "accesslog": "-",
+            "worker_exit": close_worker_app,
+        },
+        run_scheduler=run_scheduler,
+    ).run()
