@@ -65,9 +65,14 @@ def register(subparsers: Any) -> None:
     rebuild.set_defaults(handler=run_rebuild)
 
     worker = subparsers.add_parser(
-        "worker", help="keep the views up to date (a separate process in production)",
-        description="Apply new events to every view as they are recorded, until stopped with "
-        "SIGINT or SIGTERM. On PostgreSQL it is woken by LISTEN/NOTIFY; on SQLite it polls.",
+        "worker", help="keep the views up to date and deliver webhooks (a separate process in production)",
+        description="Apply new events to every view as they are recorded and deliver webhook "
+        "messages, until stopped with SIGINT or SIGTERM. On PostgreSQL it is woken by "
+        "LISTEN/NOTIFY; on SQLite it polls. Several workers may run at once.",
+    )
+    worker.add_argument(
+        "--no-webhooks", action="store_true",
+        help="only keep the views up to date; deliver no webhook messages in this process",
     )
     worker.add_argument(
         "--poll-interval", type=float, default=1.0,
@@ -184,7 +189,16 @@ def run_worker(args: argparse.Namespace) -> int:
 
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
-        runner.run_forever(stop, poll_interval=args.poll_interval)
+        webhooks = None
+        if not args.no_webhooks:
+            from webhooks.worker import start_in_background as start_webhooks
+
+            webhooks = start_webhooks(runner.app)
+        try:
+            runner.run_forever(stop, poll_interval=args.poll_interval)
+        finally:
+            if webhooks is not None:
+                webhooks.stop()
     return 0
 
 
