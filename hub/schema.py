@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
-# Modules with a ``create_tables(app)`` function for tables outside the views;
-# each returns the names of what it created.
-TABLE_MODULES: tuple[str, ...] = ()
-
 
 def initialize_database(app: Any, *, rebuild_views: bool = False) -> list[str]:
-    """Create the event store, view and auxiliary tables; optionally rebuild the views.
+    """Create the view, API, webhook and connector tables; optionally rebuild the views.
 
-    The event store's tables exist once the application is built with the
-    library's default CREATE_TABLE setting, so this creates the rest.
+    The event store's own tables exist once the application is built with the
+    library's default CREATE_TABLE setting. With ``rebuild_views`` (after
+    ``hub db copy``) every view is replayed from the first event, except webhook
+    dispatch, which starts at the end of the stream: the copied events were
+    already dispatched by the store they came from and must not be sent again.
     """
+    from projections.db import Database
     from projections.registry import all_views
     from projections.runner import ProjectionRunner
+    from webhooks.outbox import Outbox, WebhookDispatchView
+    from webhooks.worker import DispatchRunner
+
+    from hub.web.storage import SqlTables
 
     created = ["event store"]
     runner = ProjectionRunner(app, all_views())
@@ -33,7 +36,19 @@ def initialize_database(app: Any, *, rebuild_views: bool = False) -> list[str]:
     finally:
         runner.close()
 
-    for module_name in TABLE_MODULES:
-        created.extend(importlib.import_module(module_name).create_tables(app))
+    SqlTables(app).create_tables()
+    created.append("api tokens and idempotency keys")
+
+    db = Database.for_application(app)
+    try:
+        Outbox(app, db).setup()
+        dispatcher = DispatchRunner(app, WebhookDispatchView(), db)
+        dispatcher.setup()
+        if rebuild_views:
+            dispatcher.skip_to(app.max_position())
+        created.append("webhook outbox")
+    finally:
+        db.close()
+
     logger.info("Database initialized: %s", ", ".join(created))
     return created

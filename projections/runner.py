@@ -172,6 +172,23 @@ class ProjectionRunner:
         if self.db.dialect == "postgresql":
             cursor.execute("SELECT pg_advisory_xact_lock(?)", (SETUP_LOCK_KEY,))
 
+    def skip_to(self, position: int) -> None:
+        """Mark every event up to ``position`` as applied without applying it.
+
+        For views whose effects must not repeat, such as webhook dispatch after
+        the events were copied from a store that already dispatched them.
+        """
+        self._ensure_setup()
+        names = list(self._followers)
+        with self.db.transaction() as cursor:
+            self._lock_positions(cursor, names)
+            for name in names:
+                cursor.execute(
+                    f"UPDATE {POSITIONS_TABLE} SET position = ? WHERE name = ? AND position < ?",
+                    (position, name, position),
+                )
+        logger.info("Projections %s skipped to position %d", ", ".join(names), position)
+
     def _ensure_setup(self) -> None:
         if not self._setup_done:
             self.setup()

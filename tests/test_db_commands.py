@@ -127,3 +127,23 @@ def test_config_check_fails_on_bad_setting():
 
     assert result.returncode == 2
     assert result.stderr.strip() == "hub config: error: HUB_CONNECTORS_ALLOW_PRIVATE 'perhaps' is invalid; use 1 or 0"
+
+
+def test_cli_copy_does_not_dispatch_copied_events_again(tmp_path):
+    import sqlite3
+
+    from webhooks.outbox import WebhookDispatchView
+
+    source = create_application(load_settings({"HUB_DATABASE_URL": f"sqlite:///{tmp_path}/a.sqlite3"}))
+    record_tickets(source, 2)
+    source.close()
+
+    result = hub("db", "copy", "--to", f"sqlite:///{tmp_path}/b.sqlite3", env={"HUB_DATABASE_URL": f"sqlite:///{tmp_path}/a.sqlite3"})
+
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(tmp_path / "b.sqlite3") as connection:
+        positions = dict(connection.execute("SELECT name, position FROM projection_positions"))
+        tickets = connection.execute("SELECT COUNT(*) FROM ticket_facts").fetchone()[0]
+    assert positions[WebhookDispatchView.name] == 4
+    assert positions["tickets"] == 4
+    assert tickets == 2
