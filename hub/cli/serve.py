@@ -54,6 +54,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=positive_int_argument, default=8000, help="port to listen on (default: 8000)")
     parser.add_argument("--threads", type=positive_int_argument, default=8, help="request threads (default: 8)")
+    parser.add_argument(
+        "--no-scheduler", action="store_true",
+        help="do not run the scheduled jobs in this process (when another process runs them)",
+    )
     parser.set_defaults(handler=run)
 
 

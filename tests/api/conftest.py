@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from hub.web import build_services, create_app
 from hub.web.services import EXTENSION_NAME, Services
 from hub.web.storage import ROLES
-from tests.conftest import POSTGRES_URL, requires_postgres
+from hubtest import POSTGRES_URL, requires_postgres
 
 TOKEN_NAMES = {role: f"{role}-bot" for role in ROLES}
 

@@ -17,7 +17,7 @@ import requests
 from hub.application import create_application
 from hub.settings import load_settings
 from hub.web.storage import SqlTables, TokenStore
-from tests.conftest import POSTGRES_URL, requires_postgres
+from hubtest import POSTGRES_URL, requires_postgres
 
 pytestmark = pytest.mark.slow
 
