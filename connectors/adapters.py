@@ -398,6 +398,7 @@ def ticket_as_incident(ticket: Any, number: str) -> dict[str, Any]:
         "number": number,
         "incident_state": STATE_LABEL_BY_STATUS[ticket.status],
         "reopen_count": ticket.reopen_count,
+        "reassignment_count": ticket.reassignment_count,
         "caller_id": requester.get("id"),
         "category": ticket.category,
         "subcategory": ticket.subcategory,
@@ -449,7 +450,9 @@ def incident_update(record: dict[str, Any], ticket: Any) -> TicketUpdate | None:
             details = {"impact": arguments.get("impact"), "urgency": arguments.get("urgency")}
             converted.append(FieldChange("priority", arguments["priority"], origin, details=details))
         elif change.command == "assign":
-            converted.append(FieldChange("assignment", {"group": arguments["group"], "agent": arguments["agent"]}, origin))
+            assignment = {"group": arguments["group"], "agent": arguments["agent"]}
+            details = {"reassignment": arguments.get("reassignment")}
+            converted.append(FieldChange("assignment", assignment, origin, details=details))
         elif change.command == "classify":
             details = {"subcategory": arguments.get("subcategory"), "symptom": arguments.get("symptom")}
             converted.append(FieldChange("category", arguments["category"], origin, details=details))

@@ -298,7 +298,9 @@ class PageWriter:
                 if not merged["group"] and not merged["agent"]:
                     self._unsupported(ticket, field, change)
                     return
-                ticket.assign(ctx, group=merged["group"], agent=merged["agent"])
+                ticket.assign(
+                    ctx, group=merged["group"], agent=merged["agent"], reassignment=details.get("reassignment")
+                )
             elif field == "category":
                 if not value:
                     self._unsupported(ticket, field, change)

@@ -17,7 +17,7 @@ Fields read (the rest are ignored):
 - ``category``, ``subcategory``, ``u_symptom``;
 - ``priority``, ``impact``, ``urgency``: ``"1 - Critical"`` or the bare code ``"1"``;
 - ``assignment_group``, ``assigned_to``;
-- ``reopen_count``, ``made_sla``, ``knowledge``;
+- ``reassignment_count``, ``reopen_count``, ``made_sla``, ``knowledge``;
 - ``close_code``, ``resolved_at``, ``closed_at``: the values of the incident's
   current resolution and closure.
 
@@ -268,9 +268,13 @@ def _field_edits(
         }
         edits.append(Change("prioritize", arguments, updated_at))
 
+    # A reassignment is what ServiceNow counts as one (its reassignment_count
+    # goes up); picking an agent within the group is an assignment.
     group, agent = current.get("assignment_group"), current.get("assigned_to")
     if (group or agent) and _differs(old, current, ("assignment_group", "assigned_to")):
-        edits.append(Change("assign", {"group": group, "agent": agent}, updated_at))
+        counted = _count(current.get("reassignment_count")) > _count(old.get("reassignment_count"))
+        arguments = {"group": group, "agent": agent, "reassignment": previous is not None and counted}
+        edits.append(Change("assign", arguments, updated_at))
     return edits
 
 
@@ -288,6 +292,15 @@ def _status_changes(
         occurred_at = current.get("closed_at") or updated_at
         return [Change("close", {}, occurred_at)]
     return [Change("change_status", {"status": status}, updated_at)]
+
+
+def _count(value: Any) -> int:
+    """Read a counter that the Table API may return as text ("2") and the CSV import as an int."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return 0
 
 
 def _differs(old: Mapping[str, Any], new: Mapping[str, Any], fields: tuple[str, ...]) -> bool:

@@ -469,14 +469,13 @@ def incident_figures(rows: list[dict[str, str]]) -> dict[str, Any]:
     Resolutions follow state changes into Resolved: at ``resolved_at`` once the
     incident has its final reopen count, else at the row's update time. A rise
     of ``reopen_count`` reopens the incident and cancels its resolution, and so
-    does a change from Resolved back to an open state. The
-    first row whose (group, assignee) is non-empty and differs from the row
-    before is an assignment, and every later one a reassignment.
+    does a change from Resolved back to an open state. A row whose (group,
+    assignee) is non-empty, differs from the row before and comes with a rise of
+    ``reassignment_count`` is a reassignment.
     """
     final_reopens = int(rows[-1]["reopen_count"])
     opened_at = read_time(rows[0]["opened_at"])
     status = None
-    assigned = False
     reassignments = 0
     reopened = False
     resolution = None
@@ -487,9 +486,8 @@ def incident_figures(rows: list[dict[str, str]]) -> dict[str, Any]:
             resolution = None
             status = "open"
         pair = (row["assignment_group"], row["assigned_to"])
-        if pair != ("?", "?") and (status is None or pair != previous_pair):
-            reassignments += assigned
-            assigned = True
+        if status is not None and pair != ("?", "?") and pair != previous_pair:
+            reassignments += int(row["reassignment_count"]) > int(previous["reassignment_count"])
         previous_pair = pair
         new_status = STATE_STATUS[row["incident_state"]]
         if status == "resolved" and new_status in ("new", "open", "pending", "on_hold"):

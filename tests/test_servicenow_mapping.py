@@ -84,7 +84,7 @@ def test_first_record_sets_fields_at_its_update_time():
     assert changes[1:] == [
         Change("classify", {"category": "Category 55", "subcategory": "Subcategory 170", "symptom": "Symptom 72"}, UPDATED),
         Change("prioritize", {"priority": "medium", "impact": "2 - Medium", "urgency": "2 - Medium"}, UPDATED),
-        Change("assign", {"group": "Group 56", "agent": None}, UPDATED),
+        Change("assign", {"group": "Group 56", "agent": None, "reassignment": False}, UPDATED),
         Change("record_fact", {"name": MADE_SLA_FACT, "value": True}, UPDATED),
     ]
 
@@ -318,12 +318,34 @@ def test_field_edits_come_before_the_closure():
     assert commands(changes) == ["classify", "close"]
 
 
-def test_group_change_reassigns():
-    current = record(assignment_group="Group 24", assigned_to="Resolver 31", sys_updated_on=later(5))
+def test_counted_group_change_reassigns():
+    current = record(
+        assignment_group="Group 24", assigned_to="Resolver 31", reassignment_count=1, sys_updated_on=later(5)
+    )
 
     changes = map_incident_update(record(), current)
 
-    assert changes == [Change("assign", {"group": "Group 24", "agent": "Resolver 31"}, later(5))]
+    assert changes == [
+        Change("assign", {"group": "Group 24", "agent": "Resolver 31", "reassignment": True}, later(5))
+    ]
+
+
+def test_uncounted_assignee_change_assigns():
+    current = record(assigned_to="Resolver 31", sys_updated_on=later(5))
+
+    changes = map_incident_update(record(), current)
+
+    assert changes == [
+        Change("assign", {"group": "Group 56", "agent": "Resolver 31", "reassignment": False}, later(5))
+    ]
+
+
+def test_table_api_text_counter_is_read_as_number():
+    current = record(assigned_to="Resolver 31", reassignment_count="2", sys_updated_on=later(5))
+
+    changes = map_incident_update(record(reassignment_count="1"), current)
+
+    assert changes[0].arguments["reassignment"] is True
 
 
 def test_cleared_assignment_changes_nothing():

@@ -282,3 +282,14 @@ def test_ticket_lifecycle():
     for event in ticket.pending_events:
         replayed = event.mutate(replayed)
     assert replayed.state() == ticket.state()
+
+
+def test_explicit_assignment_within_group_is_not_a_reassignment():
+    ticket = new_ticket()
+    ticket.assign(at(1), group="Service Desk", agent=None)
+
+    ticket.assign(at(2), group="Service Desk", agent="agent-4", reassignment=False)
+
+    assert [type(e).__name__ for e in ticket.pending_events[1:]] == ["Assigned", "Assigned"]
+    assert ticket.reassignment_count == 0
+    assert ticket.agent == "agent-4"

@@ -372,11 +372,22 @@ class Ticket(ServiceAggregate):
             impact=impact, urgency=urgency, previous=self.priority,
         )
 
-    def assign(self, ctx: Context, group: str | None, agent: str | None) -> None:
+    def assign(
+        self, ctx: Context, group: str | None, agent: str | None, *, reassignment: bool | None = None
+    ) -> None:
+        """Assign the ticket; a change of an existing assignment is a reassignment.
+
+        A source that counts reassignments itself (ServiceNow's
+        ``reassignment_count``) passes ``reassignment`` explicitly, so that an
+        agent picked within the same group is recorded as an assignment that
+        does not count as a hand-off.
+        """
         self._check_not_closed("assign")
         if not group and not agent:
             raise InvalidValueError("group", "assign needs a group, an agent or both")
-        if self.group is None and self.agent is None:
+        if reassignment is None:
+            reassignment = self.group is not None or self.agent is not None
+        if not reassignment:
             self._record(self.Assigned, ctx, group=group, agent=agent)
         else:
             self._record(
