@@ -7,6 +7,7 @@ from projections.improvements import ImprovementView
 from projections.kpis import KpiSummaryView, NpsView
 from projections.runner import View
 from projections.sla import SlaView
+from projections.ticket_list import TicketListView
 from projections.tickets import TicketFactsView
 
 
@@ -21,6 +22,7 @@ def all_views() -> list[View]:
         ImprovementView(),
         NpsView(),
         SlaView(),
+        TicketListView(),
     ]
     views.append(KpiSummaryView())
     return views

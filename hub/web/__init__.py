@@ -136,8 +136,6 @@ def build_services(config: Mapping[str, Any]) -> Services:
     from projections.registry import all_views
     from projections.runner import ProjectionRunner, start_in_background
 
-    from hub.web.listing import TicketListView
-
     environ = dict(os.environ)
     if config["DATABASE_URL"]:
         environ["HUB_DATABASE_URL"] = config["DATABASE_URL"]
@@ -148,10 +146,6 @@ def build_services(config: Mapping[str, Any]) -> Services:
         tables.create_tables()
 
     views = all_views()
-    if not any(view.name == TicketListView.name for view in views):
-        # NOTE: "hub worker" applies only the views of all_views(); until the ticket
-        # list is registered there, only an in-process runner keeps it current.
-        views.append(TicketListView())
     database = Database.for_application(application)
     run_projections = config["RUN_PROJECTIONS"]
     if run_projections is None:
