@@ -336,7 +336,7 @@ def test_worker_process_follows_and_stops(kind, request, tmp_path):
     record_tickets(app, 2)
     worker = subprocess.Popen(
         [sys.executable, "-c", "import sys; from hub.cli import main; sys.exit(main(sys.argv[1:]))",
-         "worker", "--poll-interval", "0.2"],
+         "worker", "--no-webhooks", "--poll-interval", "0.2"],
         cwd=REPOSITORY, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
