@@ -163,3 +163,12 @@ def test_knowledge_article_lifecycle():
     assert article.retired is True
     with pytest.raises(StateConflictError, match=f"cannot revise knowledge article {AGGREGATE_ID}: it is retired"):
         article.revise(at(3), body="New text")
+
+
+def test_sla_policy_revision_can_return_to_24x7():
+    policy = SlaPolicy.define(at(), policy_id=AGGREGATE_ID, name="Standard", targets=TARGETS, calendar=OFFICE)
+
+    policy.revise(at(1), calendar=None)
+
+    assert policy.calendar is None
+    assert policy.targets == TARGETS

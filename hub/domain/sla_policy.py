@@ -148,7 +148,8 @@ class SlaPolicy(ServiceAggregate):
         return cls._create(cls.Defined, id=policy_id, **ctx.event_fields(), **_validate_terms(terms))
 
     def revise(self, ctx: Context, **terms: Any) -> None:
-        merged = {**self.terms(), **{k: v for k, v in terms.items() if v is not None}}
+        """Record a revision: the terms given replace the current ones (``calendar=None`` means 24x7)."""
+        merged = {**self.terms(), **terms}
         self._record(self.Revised, ctx, **_validate_terms(merged))
 
     def terms(self) -> dict[str, Any]:
