@@ -273,5 +273,11 @@ def create_application(settings: Settings | None = None, **env: str) -> HubAppli
     # The library reads "<APP NAME>_<KEY>" settings from the environment, so it
     # would take HUB_CIPHER_KEY, the key for field-level secrets, as a key for
     # encrypting every event; an explicit empty value keeps it from doing so.
-    library_env = {"HUB_CIPHER_KEY": "", "CIPHER_KEY": "", **settings.persistence_env, **env}
+    # HUB_CREATE_TABLE is passed on as parsed, so that settings loaded from a
+    # mapping other than os.environ decide it too.
+    library_env = {
+        "HUB_CIPHER_KEY": "", "CIPHER_KEY": "",
+        "HUB_CREATE_TABLE": "y" if settings.create_tables else "n",
+        **settings.persistence_env, **env,
+    }
     return HubApplication(env=library_env)

@@ -28,6 +28,12 @@ ACCEPTED_DATABASE_FORMS = (
 
 TRUE_WORDS = ("1", "true", "yes", "on", "y")
 
+# HUB_CREATE_TABLE is also read by the eventsourcing library (as CREATE_TABLE of
+# the application named "hub"), which accepts exactly these words (utils.strtobool, 9.5).
+CREATE_TABLE_SETTING = "HUB_CREATE_TABLE"
+LIBRARY_TRUE_WORDS = ("y", "yes", "t", "true", "on", "1")
+LIBRARY_FALSE_WORDS = ("n", "no", "f", "false", "off", "0")
+
 
 class ConfigurationError(Exception):
     """A setting has a value the hub cannot use; the message names the setting."""
@@ -45,6 +51,8 @@ class Settings:
     webhooks_allow_private: bool = False
     connectors_allow_private: bool = False
     cipher_key: str | None = None
+    create_tables: bool = True
+    """Whether this process creates missing tables at start; ``hub db init`` always does."""
 
     def masked_database_url(self) -> str:
         return mask_url(self.database_url)
@@ -115,6 +123,20 @@ def read_flag(environ: Mapping[str, str], name: str) -> bool:
     raise ConfigurationError(msg)
 
 
+def read_create_table(environ: Mapping[str, str]) -> bool:
+    """Read HUB_CREATE_TABLE as the event store library reads it: yes when unset or empty."""
+    value = environ.get(CREATE_TABLE_SETTING, "")
+    if value == "" or value.lower() in LIBRARY_TRUE_WORDS:
+        return True
+    if value.lower() in LIBRARY_FALSE_WORDS:
+        return False
+    msg = (
+        f"{CREATE_TABLE_SETTING} {value!r} is invalid; use n to leave table creation to 'hub db init', "
+        "or y (the default) to create missing tables at start"
+    )
+    raise ConfigurationError(msg)
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and check the settings; raise ConfigurationError naming the bad one."""
     environ = os.environ if environ is None else environ
@@ -140,6 +162,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         webhooks_allow_private=read_flag(environ, "HUB_WEBHOOKS_ALLOW_PRIVATE"),
         connectors_allow_private=read_flag(environ, "HUB_CONNECTORS_ALLOW_PRIVATE"),
         cipher_key=cipher_key,
+        create_tables=read_create_table(environ),
     )
 
 

@@ -27,7 +27,8 @@ import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError
 from eventsourcing.utils import get_topic
 
-from projections.db import Cursor, Database
+from hub.settings import ConfigurationError
+from projections.db import Cursor, Database, table_exists
 
 logger = logging.getLogger(__name__)
 
@@ -117,10 +118,17 @@ class _Follower:
 
 
 class ProjectionRunner:
-    """Keep a set of views up to date with an application's event stream."""
+    """Keep a set of views up to date with an application's event stream.
 
-    def __init__(self, app: Any, views: Iterable[View], db: Database | None = None) -> None:
+    With ``create_tables`` false, :meth:`setup` creates nothing and only checks
+    that ``hub db init`` has set up every view at its current version.
+    """
+
+    def __init__(
+        self, app: Any, views: Iterable[View], db: Database | None = None, *, create_tables: bool = True
+    ) -> None:
         self.app = app
+        self.create_tables = create_tables
         self.db = db or Database.for_application(app)
         self._owns_db = db is None
         views = list(views)
@@ -141,6 +149,9 @@ class ProjectionRunner:
 
     def setup(self) -> None:
         """Create the positions table and every view's tables; rebuild views whose version changed."""
+        if not self.create_tables:
+            self._check_setup()
+            return
         stale: list[str] = []
         with self.db.transaction() as cursor:
             self._lock_setup(cursor)
@@ -164,6 +175,31 @@ class ProjectionRunner:
                 name, stored[name][1], self._followers[name].view.version,
             )
             self.rebuild(name, catch_up=False)
+
+    def _check_setup(self) -> None:
+        """Raise ConfigurationError unless every view has its position row at its current version."""
+        with self.db.transaction(readonly=True) as cursor:
+            stored: dict[str, int] = {}
+            if table_exists(cursor, POSITIONS_TABLE):
+                cursor.execute(f"SELECT name, version FROM {POSITIONS_TABLE}")
+                stored = {name: int(version) for name, version in cursor.fetchall()}
+        missing = [name for name in self._followers if name not in stored]
+        changed = [
+            name for name, follower in self._followers.items()
+            if name in stored and stored[name] != follower.view.version
+        ]
+        if missing or changed:
+            problems = []
+            if missing:
+                problems.append(f"missing: {', '.join(missing)}")
+            if changed:
+                problems.append(f"at another version: {', '.join(changed)}")
+            msg = (
+                f"views are not set up in this database ({'; '.join(problems)}); run 'hub db init', "
+                "because HUB_CREATE_TABLE is off and this process creates no tables"
+            )
+            raise ConfigurationError(msg)
+        self._setup_done = True
 
     def _lock_setup(self, cursor: Cursor) -> None:
         # Two PostgreSQL sessions running CREATE TABLE IF NOT EXISTS at once can
@@ -530,7 +566,8 @@ class BackgroundRunner:
 
 
 def start_in_background(
-    app: Any, views: Iterable[View] | None = None, *, db: Database | None = None, poll_interval: float = 0.5
+    app: Any, views: Iterable[View] | None = None, *, db: Database | None = None, poll_interval: float = 0.5,
+    create_tables: bool = True,
 ) -> BackgroundRunner:
     """Set up the views (every registered view by default) and follow the stream on a thread.
 
@@ -540,6 +577,6 @@ def start_in_background(
         from projections.registry import all_views
 
         views = all_views()
-    runner = ProjectionRunner(app, views, db)
+    runner = ProjectionRunner(app, views, db, create_tables=create_tables)
     runner.setup()
     return BackgroundRunner(runner, poll_interval).start()

@@ -198,8 +198,11 @@ def build_components(hub: Services, *, start_runtime: bool) -> WebhookComponents
         wake = runtime.wake
     else:
         outbox = Outbox(application, hub.projections)
-        outbox.setup()
-        dispatcher = DispatchRunner(application, WebhookDispatchView(), hub.projections)
+        if settings.create_tables:
+            outbox.setup()
+        dispatcher = DispatchRunner(
+            application, WebhookDispatchView(), hub.projections, create_tables=settings.create_tables
+        )
         dispatcher.setup()
         box = _LazySecretBox(settings)
 

@@ -407,9 +407,9 @@ class DispatchRunner(ProjectionRunner):
 
     def __init__(
         self, app: Any, view: WebhookDispatchView, db: Database | None = None,
-        on_applied: Callable[[], None] | None = None,
+        on_applied: Callable[[], None] | None = None, *, create_tables: bool = True,
     ) -> None:
-        super().__init__(app, [view], db)
+        super().__init__(app, [view], db, create_tables=create_tables)
         self.on_applied = on_applied
 
     def catch_up(self, page_size: int = DEFAULT_PAGE_SIZE) -> int:
@@ -446,7 +446,10 @@ class WebhookRuntime:
         self.poll_interval = poll_interval
         self.outbox = Outbox(app, self.db)
         self.view = WebhookDispatchView(clock)
-        self.dispatcher = DispatchRunner(app, self.view, self.db, on_applied=self.wake_worker)
+        self.create_tables = settings.create_tables
+        self.dispatcher = DispatchRunner(
+            app, self.view, self.db, on_applied=self.wake_worker, create_tables=settings.create_tables
+        )
         if allow_private is None:
             allow_private = settings.webhooks_allow_private
         self.worker = DeliveryWorker(
@@ -458,7 +461,8 @@ class WebhookRuntime:
         self._threads: list[threading.Thread] = []
 
     def setup(self) -> None:
-        self.outbox.setup()
+        if self.create_tables:
+            self.outbox.setup()
         self.dispatcher.setup()
 
     def start(self) -> WebhookRuntime:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 from eventsourcing.persistence import StoredEvent
@@ -41,7 +42,8 @@ def register(subparsers: Any) -> None:
 
 
 def run_init(args: argparse.Namespace) -> int:
-    settings = load_settings()
+    # This command creates the tables whatever HUB_CREATE_TABLE is set to.
+    settings = replace(load_settings(), create_tables=True)
     app = create_application(settings)
     try:
         created = initialize_database(app)
@@ -57,7 +59,7 @@ def run_copy(args: argparse.Namespace) -> int:
         parse_database_url(args.to)
     except Exception as error:
         raise UsageError(str(error).replace("HUB_DATABASE_URL", "--to")) from None
-    target_settings = load_settings({"HUB_DATABASE_URL": args.to})
+    target_settings = replace(load_settings({"HUB_DATABASE_URL": args.to}), create_tables=True)
     if target_settings.database_url == source_settings.database_url:
         raise UsageError("--to names the same store as HUB_DATABASE_URL; choose another target")
 

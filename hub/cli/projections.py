@@ -138,8 +138,9 @@ def _add_report_options(parser: argparse.ArgumentParser) -> None:
 
 @contextmanager
 def _runner() -> Iterator[ProjectionRunner]:
-    app = create_application(load_settings())
-    runner = ProjectionRunner(app, all_views())
+    settings = load_settings()
+    app = create_application(settings)
+    runner = ProjectionRunner(app, all_views(), create_tables=settings.create_tables)
     try:
         yield runner
     finally:

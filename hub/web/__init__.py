@@ -58,7 +58,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "PERSISTENCE_ENV": {},
     # Run the projections on a thread in this process (the embedded mode). None
     # reads HUB_RUN_PROJECTIONS; gunicorn workers leave it off and a separate
-    # "hub projections worker" process keeps the views up to date.
+    # "hub worker" process keeps the views up to date.
     "RUN_PROJECTIONS": None,
     "PROJECTION_POLL_INTERVAL": 0.5,
     "MAX_CONTENT_LENGTH": MAX_CONTENT_LENGTH,
@@ -140,10 +140,16 @@ def build_services(config: Mapping[str, Any]) -> Services:
     if config["DATABASE_URL"]:
         environ["HUB_DATABASE_URL"] = config["DATABASE_URL"]
     settings = load_settings(environ)
-    with setup_lock(settings):
+    if settings.create_tables:
+        with setup_lock(settings):
+            application = create_application(settings, **config["PERSISTENCE_ENV"])
+            tables = SqlTables(application)
+            tables.create_tables()
+    else:
+        # HUB_CREATE_TABLE=n: "hub db init" created every table before the deployment,
+        # so workers start without DDL and without waiting for each other.
         application = create_application(settings, **config["PERSISTENCE_ENV"])
         tables = SqlTables(application)
-        tables.create_tables()
 
     views = all_views()
     database = Database.for_application(application)
@@ -153,11 +159,12 @@ def build_services(config: Mapping[str, Any]) -> Services:
     background = None
     if run_projections:
         background = start_in_background(
-            application, views, db=database, poll_interval=config["PROJECTION_POLL_INTERVAL"]
+            application, views, db=database, poll_interval=config["PROJECTION_POLL_INTERVAL"],
+            create_tables=settings.create_tables,
         )
         runner = background.runner
     else:
-        runner = ProjectionRunner(application, views, database)
+        runner = ProjectionRunner(application, views, database, create_tables=settings.create_tables)
         runner.setup()
 
     return Services(
