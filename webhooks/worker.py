@@ -23,6 +23,7 @@ for the embedded mode; ``hub webhooks work`` runs the same in a worker process.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import socket
@@ -66,6 +67,7 @@ logger = logging.getLogger(__name__)
 
 SCHEDULE_ENV = "HUB_WEBHOOKS_RETRY_SCHEDULE"
 CONCURRENCY_ENV = "HUB_WEBHOOKS_CONCURRENCY"
+LEASE_ENV = "HUB_WEBHOOKS_LEASE_SECONDS"
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,10 @@ class DeliveryPolicy:
     """How long a claimed message stays with its worker before another may take it over.
 
     It must exceed the longest attempt; see the note in ``sender._post`` on
-    receivers that trickle their response.
+    receivers that trickle their response. One lease covers a whole claimed
+    batch, whose attempts run ``concurrency`` at a time, so a batch to slow
+    receivers needs up to ``timeout * batch_size / concurrency`` seconds (62.5 s
+    with the defaults) and more when a receiver trickles.
     """
 
     batch_size: int = 50
@@ -98,7 +103,7 @@ class DeliveryPolicy:
 
 
 def policy_from_env(environ: Mapping[str, str] | None = None) -> DeliveryPolicy:
-    """Read ``HUB_WEBHOOKS_RETRY_SCHEDULE`` (comma-separated seconds) and ``HUB_WEBHOOKS_CONCURRENCY``."""
+    """Read ``HUB_WEBHOOKS_RETRY_SCHEDULE`` (comma-separated seconds), ``HUB_WEBHOOKS_CONCURRENCY`` and ``HUB_WEBHOOKS_LEASE_SECONDS``."""
     environ = os.environ if environ is None else environ
     policy = DeliveryPolicy()
     raw_schedule = environ.get(SCHEDULE_ENV, "").strip()
@@ -120,6 +125,21 @@ def policy_from_env(environ: Mapping[str, str] | None = None) -> DeliveryPolicy:
             msg = f"{CONCURRENCY_ENV} {raw_concurrency!r} is invalid; use a whole number of 1 or more"
             raise ConfigurationError(msg)
         policy = replace(policy, concurrency=int(raw_concurrency))
+    raw_lease = environ.get(LEASE_ENV, "").strip()
+    if raw_lease:
+        try:
+            lease = float(raw_lease)
+        except ValueError:
+            lease = 0.0
+        # A lease that can run out during an attempt lets a second worker send the
+        # same message while the first attempt is still waiting for its answer.
+        if not (math.isfinite(lease) and lease > policy.timeout):
+            msg = (
+                f"{LEASE_ENV} {raw_lease!r} is invalid; use seconds greater than the "
+                f"{policy.timeout:g}-second attempt timeout, such as the default of {policy.lease_seconds:g}"
+            )
+            raise ConfigurationError(msg)
+        policy = replace(policy, lease_seconds=lease)
     return policy
 
 
