@@ -111,13 +111,13 @@ def test_cli_db_init_is_idempotent(tmp_path):
 
 
 def test_config_check_masks_secrets():
-    env = {"HUB_DATABASE_URL": "postgresql://hub:hunter2@db.internal:5432/hub", "HUB_CIPHER_KEY": "c2VjcmV0LWtleS1ub3Qtc2hvd24="}
+    env = {"HUB_DATABASE_URL": "postgresql://hub:hunter2@db.internal:5432/hub", "HUB_CIPHER_KEY": "Y29uZmlnLWNoZWNrLWtleS1pcy1ub3QtcHJpbnRlZCE="}
 
     result = hub("config", "check", env=env)
 
     assert result.returncode == 0, result.stderr
     assert "hunter2" not in result.stdout
-    assert "c2VjcmV0LWtleS1ub3Qtc2hvd24=" not in result.stdout
+    assert "Y29uZmlnLWNoZWNrLWtleS1pcy1ub3QtcHJpbnRlZCE=" not in result.stdout
     assert "postgresql://hub:***@db.internal:5432/hub" in result.stdout
     assert "HUB_CIPHER_KEY                set (hidden)" in result.stdout
 

@@ -6,19 +6,29 @@ import argparse
 import os
 from typing import Any
 
-from hub.settings import load_settings
+from hub.secrets import SecretBox
+from hub.settings import ConfigurationError, Settings, load_settings, read_flag
 
 # Settings the hub reads, with what they are for; values of the secret ones are masked.
 KNOWN_SETTINGS = {
     "HUB_DATABASE_URL": "event store and views",
+    "HUB_POSTGRES_SCHEMA": "PostgreSQL schema of every table (default: public)",
+    "HUB_CREATE_TABLE": "whether processes create missing tables at start (default: y)",
     "HUB_CIPHER_KEY": "encryption key for stored secrets",
+    "HUB_SECRET_KEY": "key that signs dashboard sessions",
+    "HUB_SESSION_COOKIE_SECURE": "send the dashboard session cookie over HTTPS only",
+    "HUB_RUN_PROJECTIONS": "apply the views on a thread of each web worker",
+    "HUB_RUN_SCHEDULER": "run the scheduled jobs on a thread of each web worker",
     "HUB_WEBHOOKS_ALLOW_PRIVATE": "allow webhook receivers on private addresses",
+    "HUB_WEBHOOKS_RETRY_SCHEDULE": "seconds between webhook delivery attempts",
+    "HUB_WEBHOOKS_CONCURRENCY": "webhook attempts one worker sends at once",
+    "HUB_WEBHOOKS_LEASE_SECONDS": "seconds before another worker takes over an unfinished webhook attempt",
     "HUB_CONNECTORS_ALLOW_PRIVATE": "allow connector base URLs on http:// or private addresses",
     "HUB_POSTGRES_POOL_SIZE": "PostgreSQL connections kept per process",
     "HUB_POSTGRES_MAX_OVERFLOW": "extra PostgreSQL connections per process under load",
     "HUB_SQLITE_LOCK_TIMEOUT": "seconds a SQLite writer waits for the lock",
 }
-SECRET_SETTINGS = ("HUB_CIPHER_KEY",)
+SECRET_SETTINGS = ("HUB_CIPHER_KEY", "HUB_SECRET_KEY")
 
 
 def register(subparsers: Any) -> None:
@@ -38,11 +48,23 @@ def run_check(args: argparse.Namespace) -> int:
     rows = [
         ("HUB_DATABASE_URL", settings.masked_database_url()),
         ("store", settings.store),
-        ("HUB_CIPHER_KEY", "set (hidden)" if settings.cipher_key else "not set"),
-        ("HUB_WEBHOOKS_ALLOW_PRIVATE", "1" if settings.webhooks_allow_private else "0"),
-        ("HUB_CONNECTORS_ALLOW_PRIVATE", "1" if settings.connectors_allow_private else "0"),
     ]
-    for name in ("HUB_POSTGRES_POOL_SIZE", "HUB_POSTGRES_MAX_OVERFLOW", "HUB_SQLITE_LOCK_TIMEOUT"):
+    if settings.store == "postgresql":
+        rows.append(("HUB_POSTGRES_SCHEMA", os.environ.get("HUB_POSTGRES_SCHEMA") or "public"))
+    rows.append((
+        "HUB_CREATE_TABLE",
+        "y (missing tables are created at start)" if settings.create_tables
+        else "n (only 'hub db init' creates tables)",
+    ))
+    rows.append(("HUB_CIPHER_KEY", _check_cipher_key(settings)))
+    rows.append(("HUB_SECRET_KEY", _check_secret_key()))
+    rows.append(("HUB_WEBHOOKS_ALLOW_PRIVATE", "1" if settings.webhooks_allow_private else "0"))
+    rows.append(("HUB_CONNECTORS_ALLOW_PRIVATE", "1" if settings.connectors_allow_private else "0"))
+    for name in ("HUB_RUN_PROJECTIONS", "HUB_RUN_SCHEDULER"):
+        if name in os.environ:
+            rows.append((name, "1" if read_flag(os.environ, name) else "0"))
+    rows.extend(_webhook_policy_rows())
+    for name in ("HUB_POSTGRES_POOL_SIZE", "HUB_POSTGRES_MAX_OVERFLOW", "HUB_SQLITE_LOCK_TIMEOUT", "HUB_SESSION_COOKIE_SECURE"):
         if name in os.environ:
             rows.append((name, os.environ[name]))
     unknown = sorted(name for name in os.environ if name.startswith("HUB_") and name not in KNOWN_SETTINGS)
@@ -50,7 +72,47 @@ def run_check(args: argparse.Namespace) -> int:
     for name, value in rows:
         print(f"{name.ljust(width)}  {value}")
     for name in unknown:
-        # Library settings such as HUB_POSTGRES_SCHEMA are passed through; say so, without the value.
+        # Other HUB_* names reach the event store library, which reads them as its own settings.
         print(f"{name.ljust(width)}  set (passed to the event store library)")
     print("Settings are valid.")
     return 0
+
+
+def _check_cipher_key(settings: Settings) -> str:
+    if settings.cipher_key:
+        SecretBox(settings.cipher_key)  # raises ConfigurationError on a malformed key
+        return "set (hidden)"
+    if settings.store == "postgresql":
+        # hub worker exits at once without it, and webhooks and connections cannot store secrets.
+        msg = (
+            "HUB_CIPHER_KEY is not set; a PostgreSQL deployment needs the same key in every process. "
+            "Generate one with 'hub keys generate'"
+        )
+        raise ConfigurationError(msg)
+    return "not set (the embedded store keeps a key file beside the database)"
+
+
+def _check_secret_key() -> str:
+    from hub.web.pages.session import MIN_SECRET_KEY_LENGTH, SECRET_KEY_VARIABLE
+
+    value = os.environ.get(SECRET_KEY_VARIABLE, "")
+    if not value:
+        return "not set (each process signs dashboard sessions with a random key of its own)"
+    if len(value) < MIN_SECRET_KEY_LENGTH:
+        msg = (
+            f"{SECRET_KEY_VARIABLE} is {len(value)} characters long; use at least {MIN_SECRET_KEY_LENGTH} "
+            "random characters, for example the output of python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+        raise ConfigurationError(msg)
+    return "set (hidden)"
+
+
+def _webhook_policy_rows() -> list[tuple[str, str]]:
+    from webhooks.worker import policy_from_env
+
+    policy = policy_from_env()
+    return [
+        ("HUB_WEBHOOKS_RETRY_SCHEDULE", ",".join(f"{step:g}" for step in policy.schedule)),
+        ("HUB_WEBHOOKS_CONCURRENCY", str(policy.concurrency)),
+        ("HUB_WEBHOOKS_LEASE_SECONDS", f"{policy.lease_seconds:g}"),
+    ]
