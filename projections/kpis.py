@@ -584,9 +584,18 @@ def source_positions(cursor: Cursor) -> dict[str, int]:
     return {name: int(position) for name, position in cursor.fetchall()}
 
 
+# First key of the PostgreSQL advisory lock that serializes summary refreshes (any fixed int4).
+SUMMARY_LOCK_CLASS = 0x4B504953
+
+
 def refresh_summary(db: Database) -> None:
     """Recompute the stored KPI rows of every grouping from the current views."""
     with db.transaction() as cursor:
+        if cursor.dialect == "postgresql":
+            # Two workers refreshing at once would both delete and then insert the
+            # same keys, and one would fail on the primary key, so refreshes in one
+            # schema take turns. On SQLite the write lock of BEGIN IMMEDIATE does this.
+            cursor.execute("SELECT pg_advisory_xact_lock(?, hashtext(current_schema()))", (SUMMARY_LOCK_CLASS,))
         sources = source_positions(cursor)
         inputs = load_inputs(cursor)
         refreshed_at = iso_utc(datetime.now(timezone.utc))
