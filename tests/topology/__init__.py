@@ -1,0 +1,1 @@
+"""The production topology: the Procfile's web, worker and clock processes sharing one PostgreSQL database."""
