@@ -13,9 +13,10 @@ def initialize_database(app: Any, *, rebuild_views: bool = False) -> list[str]:
 
     The event store's own tables exist once the application is built with the
     library's default CREATE_TABLE setting. With ``rebuild_views`` (after
-    ``hub db copy``) every view is replayed from the first event, except webhook
-    dispatch, which starts at the end of the stream: the copied events were
-    already dispatched by the store they came from and must not be sent again.
+    ``hub db copy``) every view is replayed from the first event. Webhook
+    dispatch replays them too, to rebuild the subscribed endpoints and the event
+    log, but queues no message for them: the copied events were already
+    dispatched by the store they came from and must not be sent again.
     """
     from projections.db import Database
     from projections.registry import all_views
@@ -42,10 +43,10 @@ def initialize_database(app: Any, *, rebuild_views: bool = False) -> list[str]:
     db = Database.for_application(app)
     try:
         Outbox(app, db).setup()
-        dispatcher = DispatchRunner(app, WebhookDispatchView(), db)
+        dispatcher = DispatchRunner(app, WebhookDispatchView(queue_messages=not rebuild_views), db)
         dispatcher.setup()
         if rebuild_views:
-            dispatcher.skip_to(app.max_position())
+            dispatcher.catch_up()
         created.append("webhook outbox")
     finally:
         db.close()

@@ -219,8 +219,11 @@ class WebhookDispatchView(View):
     tables = (ENDPOINTS_TABLE, EVENT_LOG_TABLE)
     version = 1
 
-    def __init__(self, clock: Clock = utc_now) -> None:
+    def __init__(self, clock: Clock = utc_now, *, queue_messages: bool = True) -> None:
         self.clock = clock
+        # False rebuilds the endpoints and the event log from events that were
+        # already dispatched elsewhere (after "hub db copy"), without queuing them again.
+        self.queue_messages = queue_messages
 
     def create(self, cursor: Cursor) -> None:
         create_tables(cursor)
@@ -240,6 +243,8 @@ class WebhookDispatchView(View):
                     cursor.executemany(_INSERT_MESSAGE, message_rows)
                     message_rows = []
                 self._apply_endpoint_event(cursor, subscribers, position, event)
+            if not self.queue_messages:
+                continue
 
             body: bytes | None = None
             for subscriber in subscribers.values():
