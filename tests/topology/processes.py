@@ -310,9 +310,16 @@ class WebhookReceiver:
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         started = time.monotonic()
-        body = handler.rfile.read(int(handler.headers.get("content-length", "0")))
+        length = int(handler.headers.get("content-length", "0"))
+        body = handler.rfile.read(length)
         message_id = handler.headers.get("webhook-id", "")
         client_port = int(handler.client_address[1])
+        if len(body) < length:
+            # The sender went away in the middle of the body (a killed worker), so
+            # nobody reads a response.
+            handler.close_connection = True
+            self._record(Arrival(message_id, body, None, started, time.monotonic(), client_port, "truncated body"))
+            return
         with self._lock:
             self._requests += 1
             held = self._requests == self._hold_at
