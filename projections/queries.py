@@ -7,6 +7,7 @@ query never replays events. Signatures are stable:
 - ``kpis(db, group_by=None, since=None, until=None, filters=None, fcr_definition="default",
   repeat_window_days=30) -> list[dict]``
 - ``backlog(db, period="day", since=None, until=None, filters=None) -> list[dict]``
+- ``backlog_at(db, until=None) -> int``
 - ``ticket_facts(db, ticket_id) -> dict | None``
 - ``escalations(db, state="open", owner=None, level=None, overdue=None, cursor=None, limit=100,
   now=None) -> {"items": [...], "next_cursor": str | None}``
@@ -41,7 +42,7 @@ from projections.kpis import DIMENSIONS, PERIODS, KpiQueryError, kpis
 from projections.tickets import FACT_COLUMNS, iso_utc
 
 __all__ = [
-    "EscalationQueryError", "KpiQueryError", "backlog", "escalation_history", "escalation_summary", "escalations", "improvements",
+    "EscalationQueryError", "KpiQueryError", "backlog", "backlog_at", "escalation_history", "escalation_summary", "escalations", "improvements",
     "kpis", "projection_status", "ticket_facts",
 ]
 
@@ -57,22 +58,39 @@ def ticket_facts(db: Database, ticket_id: UUID | str) -> dict[str, Any] | None:
     return None if row is None else dict(zip(FACT_COLUMNS, row))
 
 
-def _period_of(day: str, period: str) -> str:
+# The backlog lists every period from the first with changes to the last,
+# zeros included, so a stray date far from the rest would make it list
+# millions. Longer walks are rejected: 40,000 periods are about 110 years of days.
+MAX_BACKLOG_PERIODS = 40_000
+
+
+def _period_start(day: date, period: str) -> date:
     if period == "day":
         return day
-    if period == "month":
-        return day[:7]
-    parsed = date.fromisoformat(day)
-    return (parsed - timedelta(days=parsed.weekday())).isoformat()
-
-
-def _next_period(label: str, period: str) -> str:
-    if period == "day":
-        return (date.fromisoformat(label) + timedelta(days=1)).isoformat()
     if period == "week":
-        return (date.fromisoformat(label) + timedelta(days=7)).isoformat()
-    year, month = int(label[:4]), int(label[5:7])
-    return f"{year + month // 12:04d}-{month % 12 + 1:02d}"
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1)
+
+
+def _period_label(start: date, period: str) -> str:
+    return start.isoformat()[:7] if period == "month" else start.isoformat()
+
+
+def _periods_from(first: date, last: date, period: str) -> int:
+    """Return how many periods ``last`` starts after ``first``; both are period starts."""
+    if period == "day":
+        return (last - first).days
+    if period == "week":
+        return (last - first).days // 7
+    return (last.year - first.year) * 12 + last.month - first.month
+
+
+def _next_start(start: date, period: str) -> date:
+    if period == "day":
+        return start + timedelta(days=1)
+    if period == "week":
+        return start + timedelta(days=7)
+    return date(start.year + start.month // 12, start.month % 12 + 1, 1)
 
 
 def backlog(
@@ -91,7 +109,9 @@ def backlog(
     their current dimensions, as in :func:`kpis`. Periods without changes
     between the first and the last are included with zeros. Periods are whole
     UTC days, weeks or months, so a ``since`` inside a day includes that whole
-    day, and the day containing ``until`` ends at ``until``.
+    day, and the day containing ``until`` ends at ``until``. Raises
+    KpiQueryError when the periods from the first change to the last number
+    more than ``MAX_BACKLOG_PERIODS``.
     """
     if period not in PERIODS:
         msg = f"period {period!r} is invalid; use one of {', '.join(PERIODS)}"
@@ -127,13 +147,13 @@ def backlog(
 
     since_text = iso_utc(since) if since is not None else None
     open_before = 0
-    totals: dict[str, list[int]] = {}
+    totals: dict[date, list[int]] = {}
     for day, opened, resolved, change in days:
         if since_text is not None and day < since_text[:10]:
             open_before += int(change)
             continue
-        label = _period_of(day, period)
-        counts = totals.setdefault(label, [0, 0, 0])
+        start = _period_start(date.fromisoformat(day), period)
+        counts = totals.setdefault(start, [0, 0, 0])
         counts[0] += int(opened)
         counts[1] += int(resolved)
         counts[2] += int(change)
@@ -141,15 +161,39 @@ def backlog(
     rows: list[dict[str, Any]] = []
     if not totals:
         return rows
-    label = min(totals)
+    first = min(totals)
     last = max(totals)
+    count = _periods_from(first, last, period) + 1
+    if count > MAX_BACKLOG_PERIODS:
+        msg = (
+            f"backlog would list {count} periods of a {period} from {_period_label(first, period)} "
+            f"to {_period_label(last, period)}, more than the {MAX_BACKLOG_PERIODS} allowed; "
+            "narrow it with since and until, or use a longer period"
+        )
+        raise KpiQueryError(msg)
+
     running = open_before
-    while label <= last:
-        opened, resolved, change = totals.get(label, (0, 0, 0))
+    start = first
+    for index in range(count):
+        # The start after the last period is never computed: after 9999-12 it does not exist.
+        if index:
+            start = _next_start(start, period)
+        opened, resolved, change = totals.get(start, (0, 0, 0))
         running += change
-        rows.append({"period": label, "opened": opened, "resolved": resolved, "backlog": running})
-        label = _next_period(label, period)
+        rows.append({"period": _period_label(start, period), "opened": opened, "resolved": resolved, "backlog": running})
     return rows
+
+
+def backlog_at(db: Database, until: datetime | None = None) -> int:
+    """Return the number of tickets open (not resolved or closed) just before ``until``, or after every change."""
+    sql = "SELECT COALESCE(SUM(change), 0) FROM ticket_backlog_changes"
+    params: list[Any] = []
+    if until is not None:
+        sql += " WHERE occurred_at < ?"
+        params.append(iso_utc(until))
+    with db.transaction(readonly=True) as cursor:
+        row = cursor.execute(sql, params).fetchone()
+    return int(row[0]) if row else 0
 
 
 def projection_status(db: Database) -> list[dict[str, Any]]:

@@ -382,3 +382,81 @@ def test_nps_null_with_ticket_filter(scenario):
     assert filtered["nps_responses"] is None
     assert by_client["nps"] == 25.0
     assert by_client["nps_responses"] == 4
+
+
+@pytest.fixture
+def backlog_db(app):
+    runner = ProjectionRunner(app, [TicketFactsView()])
+    runner.catch_up()
+    yield runner.db
+    runner.close()
+
+
+def add_backlog_changes(db, *changes):
+    """Write ``(occurred_at, kind, change)`` rows straight into the view, as the view stores them."""
+    with db.transaction() as cursor:
+        for position, (occurred_at, kind, change) in enumerate(changes, start=1):
+            cursor.execute(
+                "INSERT INTO ticket_backlog_changes (position, ticket_id, occurred_at, kind, change) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (position, str(uuid4()), occurred_at, kind, change),
+            )
+
+
+@pytest.mark.parametrize(
+    ("period", "expected_periods", "expected_backlog"),
+    [
+        ("month", ["9999-11", "9999-12"], [1, 2]),
+        # 9999-11-30 is a Tuesday and 9999-12-06 a Monday.
+        ("week", ["9999-11-29", "9999-12-06"], [1, 2]),
+        ("day", ["9999-11-30", "9999-12-01", "9999-12-02", "9999-12-03", "9999-12-04", "9999-12-05", "9999-12-06"],
+         [1, 1, 1, 1, 1, 1, 2]),
+    ],
+)
+def test_backlog_ends_in_year_9999(backlog_db, period, expected_periods, expected_backlog):
+    add_backlog_changes(
+        backlog_db,
+        ("9999-11-30T10:00:00.000000+00:00", "opened", 1),
+        ("9999-12-06T10:00:00.000000+00:00", "opened", 1),
+    )
+
+    rows = backlog(backlog_db, period)
+
+    assert [row["period"] for row in rows] == expected_periods
+    assert [row["backlog"] for row in rows] == expected_backlog
+
+
+def test_backlog_ends_on_last_day_of_9999(backlog_db):
+    add_backlog_changes(backlog_db, ("9999-12-31T23:00:00.000000+00:00", "opened", 1))
+
+    rows = backlog(backlog_db, "day")
+
+    assert rows == [{"period": "9999-12-31", "opened": 1, "resolved": 0, "backlog": 1}]
+
+
+def test_backlog_rejects_too_many_periods(backlog_db):
+    add_backlog_changes(
+        backlog_db,
+        ("2024-03-04T09:00:00.000000+00:00", "opened", 1),
+        ("9999-12-06T10:00:00.000000+00:00", "opened", 1),
+    )
+
+    # From 2024-03 to 9999-12: 12 * (9999 - 2024) + 12 - 3 + 1 months.
+    with pytest.raises(KpiQueryError, match="backlog would list 95710 periods of a month from 2024-03 to 9999-12"):
+        backlog(backlog_db, "month")
+
+
+def test_backlog_since_and_until_narrow_the_walk(backlog_db):
+    add_backlog_changes(
+        backlog_db,
+        ("2024-03-04T09:00:00.000000+00:00", "opened", 1),
+        ("2024-04-02T09:00:00.000000+00:00", "resolved", -1),
+        ("9999-12-06T10:00:00.000000+00:00", "opened", 1),
+    )
+
+    rows = backlog(backlog_db, "month", until=datetime(2024, 5, 1, tzinfo=timezone.utc))
+
+    assert rows == [
+        {"period": "2024-03", "opened": 1, "resolved": 0, "backlog": 1},
+        {"period": "2024-04", "opened": 0, "resolved": 1, "backlog": 0},
+    ]
