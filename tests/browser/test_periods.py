@@ -76,11 +76,23 @@ def test_all_data_has_no_previous():
         ({"since": "2016-03-01"}, "needs both since and until"),
         ({"since": "2016-03-01", "until": "2016-02-01"}, "is before since"),
         ({"since": "2016-02-30", "until": "2016-03-01"}, "since '2016-02-30' is invalid"),
+        ({"period": "9999-12"}, "period '9999-12' is out of range"),
+        ({"period": "1969-12"}, "period '1969-12' is out of range"),
+        ({"since": "2016-03-01", "until": "2101-01-01"}, "until '2101-01-01' is out of range"),
+        ({"since": "2000-01-01", "until": "2030-01-01"}, "at most 10957 days"),
     ],
 )
 def test_invalid_period_is_rejected(arguments, message):
     with pytest.raises(PeriodError, match=message):
         choose_period(arguments, LOG_MONTHS)
+
+
+def test_first_and_last_months_are_accepted():
+    first = choose_period({"period": "1970-01"}, LOG_MONTHS)
+    last = choose_period({"period": "2100-12"}, LOG_MONTHS)
+
+    assert (first.since, first.until) == (date(1970, 1, 1), date(1970, 2, 1))
+    assert (last.since, last.until) == (date(2100, 12, 1), date(2101, 1, 1))
 
 
 def test_month_trend_covers_thirteen_weeks():

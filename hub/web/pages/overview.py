@@ -30,10 +30,10 @@ from hub.web.pages.metrics import (
     CSAT,
     TILES,
 )
-from hub.web.pages.periods import UTC, Period, PeriodError, choose_period
+from hub.web.pages.periods import EARLIEST, LATEST, UTC, Period, PeriodError, choose_period
 from hub.web.pages.session import viewer_required
 from projections.db import Database
-from projections.queries import backlog, kpis
+from projections.queries import backlog, backlog_at, kpis
 
 
 def add_routes(blueprint: Blueprint) -> None:
@@ -41,13 +41,14 @@ def add_routes(blueprint: Blueprint) -> None:
 
 
 def month_counts(db: Database) -> list[tuple[str, int]]:
-    """Return ``(month, tickets opened)`` for every month with tickets, oldest first.
+    """Return ``(month, tickets opened)`` for every month with tickets in the years pages show, oldest first.
 
     The backlog query counts openings per month from a small table, where the
     KPI query grouped by month reads every ticket whenever its stored summary
     is behind the event stream.
     """
-    return [(row["period"], row["opened"]) for row in backlog(db, period="month") if row["opened"]]
+    rows = backlog(db, period="month", since=EARLIEST, until=LATEST)
+    return [(row["period"], row["opened"]) for row in rows if row["opened"]]
 
 
 def select_period(db: Database) -> tuple[Period | None, list[tuple[str, int]], str | None]:
@@ -57,12 +58,6 @@ def select_period(db: Database) -> tuple[Period | None, list[tuple[str, int]], s
         return choose_period(request.args, months), months, None
     except PeriodError as error:
         return None, months, str(error)
-
-
-def backlog_at(db: Database, until: datetime | None) -> int:
-    """Return the number of tickets open at ``until`` (now when None)."""
-    rows = backlog(db, period="month", until=until)
-    return rows[-1]["backlog"] if rows else 0
 
 
 def overview_page() -> Any:
@@ -113,7 +108,9 @@ def trend_charts(db: Database, period: Period, months: list[tuple[str, int]]) ->
         return []
     labels = [week.isoformat() for week in weeks]
     since = datetime.combine(weeks[0], time(), UTC)
-    until = period.until_time
+    # For all data the charts end with the last week of the months shown, so the
+    # backlog walk stops there too.
+    until = period.until_time or datetime.combine(weeks[-1] + timedelta(weeks=1), time(), UTC)
 
     weekly = {row["week"]: row for row in kpis(db, group_by="week", since=since, until=until) if row["week"]}
     flows = {row["period"]: row for row in backlog(db, period="week", since=since, until=until)}

@@ -11,6 +11,7 @@ rather than on an empty current month.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
@@ -24,6 +25,25 @@ DEFAULT_MONTH_MIN_SHARE = 0.25
 
 # Trend charts cover at least this many weeks, ending with the period.
 TREND_WEEKS = 13
+
+# Periods must lie within these years, and a custom range may span at most
+# MAX_RANGE_YEARS. The bounds keep the previous period, the trend weeks and the
+# per-period queries away from the limits of ``datetime`` (years 1 and 9999)
+# and keep a page's work to a few thousand weeks.
+FIRST_YEAR = 1970
+LAST_YEAR = 2100
+MAX_RANGE_YEARS = 30
+MAX_RANGE_DAYS = 10_957
+FIRST_DAY = date(FIRST_YEAR, 1, 1)
+LAST_DAY = date(LAST_YEAR, 12, 31)
+# The instants between which the pages read data, as aware datetimes.
+EARLIEST = datetime.combine(FIRST_DAY, time(), UTC)
+LATEST = datetime.combine(LAST_DAY + timedelta(days=1), time(), UTC)
+
+# ASCII digits only: int() and date.fromisoformat() also read other scripts'
+# digits and forms such as 20160301 or 2016-W09-2.
+MONTH_FORM = re.compile(r"[0-9]{4}-[0-9]{2}")
+DAY_FORM = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class PeriodError(ValueError):
@@ -103,12 +123,15 @@ def month_key(day: date) -> str:
 
 def month_period(key: str) -> Period:
     try:
-        first = date(int(key[:4]), int(key[5:7]), 1)
-        if len(key) != 7 or key[4] != "-":
+        if not MONTH_FORM.fullmatch(key):
             raise ValueError(key)
+        first = date(int(key[:4]), int(key[5:7]), 1)
     except ValueError:
         msg = f"period {key!r} is invalid; use a month such as 2016-05, or 'all'"
         raise PeriodError(msg) from None
+    if not FIRST_YEAR <= first.year <= LAST_YEAR:
+        msg = f"period {key!r} is out of range; use a month from {FIRST_YEAR}-01 to {LAST_YEAR}-12, or 'all'"
+        raise PeriodError(msg)
     following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
     return Period(key, first.strftime("%B %Y"), first, following)
 
@@ -126,10 +149,16 @@ ALL_DATA = Period(ALL, "All data", None, None)
 
 def parse_day(name: str, text: str) -> date:
     try:
-        return date.fromisoformat(text)
+        if not DAY_FORM.fullmatch(text):
+            raise ValueError(text)
+        day = date.fromisoformat(text)
     except ValueError:
         msg = f"{name} {text!r} is invalid; use a date such as 2016-03-01"
         raise PeriodError(msg) from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        msg = f"{name} {text!r} is out of range; use a date from {FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}"
+        raise PeriodError(msg)
+    return day
 
 
 def choose_period(arguments: Mapping[str, str], months: Sequence[tuple[str, int]]) -> Period:
@@ -148,6 +177,12 @@ def choose_period(arguments: Mapping[str, str], months: Sequence[tuple[str, int]
         last = parse_day("until", until_text)
         if last < since:
             msg = f"until {until_text!r} is before since {since_text!r}; swap them"
+            raise PeriodError(msg)
+        if (last - since).days + 1 > MAX_RANGE_DAYS:
+            msg = (
+                f"until {until_text!r} is too far after since {since_text!r}; a range covers at most "
+                f"{MAX_RANGE_DAYS} days ({MAX_RANGE_YEARS} years), so narrow it or use period=all"
+            )
             raise PeriodError(msg)
         return day_range(since, last + timedelta(days=1))
 
