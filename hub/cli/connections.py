@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -166,6 +167,14 @@ def run_generate_key(args: argparse.Namespace) -> int:
 def run_clock_command(args: argparse.Namespace) -> int:
     from connectors.schedule import run_clock
 
+    def request_stop(signum: int, frame: Any) -> None:
+        # Process managers stop a process with SIGTERM, which would otherwise end
+        # it at once; SystemExit lets run_clock shut the scheduler down and close
+        # the store, and jobs already running finish before the interpreter exits.
+        logger.info("Clock process received signal %d; stopping", signum)
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, request_stop)
     run_clock(load_settings())
     return 0
 
