@@ -122,7 +122,7 @@ def ticket_status(state: str | None) -> str:
 def ticket_priority(priority: str) -> str:
     """Return the hub priority of a ServiceNow priority such as ``"2 - High"`` or ``"2"``."""
     code_text = priority.split("-", 1)[0].strip()
-    code = int(code_text) if code_text.isdigit() else None
+    code = int(code_text) if code_text.isascii() and code_text.isdigit() else None
     if code not in PRIORITY_BY_CODE:
         msg = f"priority {priority!r} is unknown; expected '1 - Critical' to '5 - Planning'"
         raise MappingError("unknown priority", msg)
@@ -167,6 +167,12 @@ def map_incident_update(
     if not number:
         raise MappingError("missing number", "number is missing; every record needs its incident number")
     updated_at = _require_time(current, "sys_updated_on")
+    opened_at = current.get("opened_at")
+    if isinstance(opened_at, datetime) and updated_at < opened_at:
+        # A few records were written before the time the caller reported the
+        # incident (opened_at was set later); the hub dates their changes at
+        # the opening, because no change can precede the ticket it changes.
+        updated_at = opened_at
     status = ticket_status(current.get("incident_state"))
 
     changes: list[Change] = []
@@ -298,7 +304,7 @@ def _count(value: Any) -> int:
     """Read a counter that the Table API may return as text ("2") and the CSV import as an int."""
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         return int(value)
     return 0
 

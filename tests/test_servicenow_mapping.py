@@ -145,6 +145,24 @@ def test_unknown_priority_raises_mapping_error():
     assert caught.value.reason == "unknown priority"
 
 
+# Superscript two passes str.isdigit() but int() rejects it; int() reads Arabic-Indic two as 2.
+@pytest.mark.parametrize("priority", ["\u00b2 - High", "\u0662 - High"])
+def test_priority_of_non_ascii_digit_is_unknown(priority):
+    with pytest.raises(MappingError, match="is unknown; expected '1 - Critical' to '5 - Planning'") as caught:
+        map_incident_update(None, record(priority=priority))
+
+    assert caught.value.reason == "unknown priority"
+
+
+def test_reassignment_count_of_non_ascii_digit_counts_no_reassignment():
+    current = record(assigned_to="Resolver 31", assignment_group="Group 70", reassignment_count="\u00b2", sys_updated_on=later(5))
+
+    changes = map_incident_update(record(assigned_to="Resolver 12"), current)
+
+    assigned = next(change for change in changes if change.command == "assign")
+    assert assigned.arguments["reassignment"] is False
+
+
 def test_unknown_state_raises_mapping_error():
     with pytest.raises(MappingError, match="incident_state '-100' is unknown") as caught:
         map_incident_update(record(), record(incident_state="-100", sys_updated_on=later(5)))
@@ -448,3 +466,11 @@ def test_lifecycle_applies_to_a_ticket_without_tripping_guards():
     assert state["resolved_at"] == later(55)
     assert state["closed_at"] == later(70)
     assert state["facts"] == {MADE_SLA_FACT: False}
+
+
+def test_record_written_before_opening_is_dated_at_opening():
+    current = record(sys_updated_on=OPENED - timedelta(hours=2), assigned_to="Resolver 31")
+
+    changes = map_incident_update(record(sys_updated_on=OPENED - timedelta(hours=3)), current)
+
+    assert [change.occurred_at for change in changes] == [OPENED]

@@ -293,3 +293,26 @@ def test_explicit_assignment_within_group_is_not_a_reassignment():
     assert [type(e).__name__ for e in ticket.pending_events[1:]] == ["Assigned", "Assigned"]
     assert ticket.reassignment_count == 0
     assert ticket.agent == "agent-4"
+
+
+def test_change_before_opening_is_rejected():
+    ticket = new_ticket()
+
+    with pytest.raises(InvalidValueError, match=f"occurred_at 2024-03-04T08:00:00\\+00:00 is before ticket {TICKET_ID} was opened at 2024-03-04T09:00:00\\+00:00"):
+        ticket.reply(at(-60), "Answer from the past")
+
+
+def test_far_future_occurred_at_is_rejected():
+    ctx = Context(occurred_at=datetime(2024, 3, 6, 9, 1, tzinfo=timezone.utc))
+
+    with pytest.raises(InvalidValueError, match="occurred_at 2024-03-06T09:01:00\\+00:00 lies in the future"):
+        ctx.check_not_in_future(now=T0 + timedelta(days=1))
+
+
+def test_closed_ticket_awaits_no_reply():
+    ticket = new_ticket()
+    ticket.receive_requester_reply(at(5), "Any news?")
+
+    ticket.close(at(10))
+
+    assert ticket.awaiting_agent_reply is False

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from eventsourcing.domain import Aggregate
@@ -31,6 +31,14 @@ EXTERNAL_ID_NAMESPACE = uuid.UUID("5d1f3c3e-7a0b-4a39-9a43-5b2f0c6f9e11")
 def external_uuid(kind: str, source: str, external_id: str) -> uuid.UUID:
     """Derive the id of an aggregate of `kind` created from `external_id` in `source`."""
     return uuid.uuid5(EXTERNAL_ID_NAMESPACE, f"{kind}:{source}:{external_id}")
+
+
+# Clocks of connected tools drift, so a change may claim to have happened a
+# little after the hub's "now"; a day covers that without admitting typos.
+# Writers that take times from outside (the HTTP API) check it with
+# check_not_in_future; scheduled jobs with their own clocks do not.
+MAX_FUTURE_SKEW = timedelta(days=1)
+EARLIEST_OCCURRED_AT = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def utc_now() -> datetime:
@@ -61,6 +69,9 @@ class Context:
     occurred_at: datetime | None = None
     external_id: str | None = None
     external_event_id: str | None = None
+    # The authenticated caller that recorded the change (an API token's name),
+    # kept beside the actor because a caller may record on behalf of someone else.
+    recorded_by: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -74,17 +85,32 @@ class Context:
             raise InvalidValueError("actor.id", "actor id must not be empty")
         if self.occurred_at is not None:
             require_aware("occurred_at", self.occurred_at)
+            if self.occurred_at < EARLIEST_OCCURRED_AT:
+                msg = f"occurred_at {self.occurred_at.isoformat()} is before 1970; send the time the change happened"
+                raise InvalidValueError("occurred_at", msg)
+
+    def check_not_in_future(self, now: datetime | None = None) -> None:
+        """Reject an ``occurred_at`` more than a day after ``now``: a typo or a broken clock."""
+        if self.occurred_at is not None and self.occurred_at > (now or utc_now()) + MAX_FUTURE_SKEW:
+            msg = (
+                f"occurred_at {self.occurred_at.isoformat()} lies in the future; "
+                "send the time the change happened at its source"
+            )
+            raise InvalidValueError("occurred_at", msg)
 
     def event_fields(self) -> dict[str, Any]:
         """Return the keyword arguments every event takes."""
+        source = {
+            "name": self.source_name,
+            "external_id": self.external_id,
+            "external_event_id": self.external_event_id,
+        }
+        if self.recorded_by:
+            source["recorded_by"] = self.recorded_by
         return {
             "occurred_at": self.occurred_at or utc_now(),
             "actor": {"kind": self.actor_kind, "id": self.actor_id},
-            "source": {
-                "name": self.source_name,
-                "external_id": self.external_id,
-                "external_event_id": self.external_event_id,
-            },
+            "source": source,
         }
 
 

@@ -239,6 +239,7 @@ class Ticket(ServiceAggregate):
         def apply(self, ticket: Ticket) -> None:
             ticket.status = "closed"
             ticket.closed_at = self.occurred_at
+            ticket.awaiting_agent_reply = False
 
     class Reopened(ServiceAggregate.Event):
         reason: str | None
@@ -554,6 +555,18 @@ class Ticket(ServiceAggregate):
         )
 
     # Guards.
+
+    def _record(self, event_class: type, ctx: Context, **fields: Any) -> None:
+        # Every duration the KPIs report starts at the opening, so nothing on a
+        # ticket may claim to have happened before it.
+        occurred_at = ctx.event_fields()["occurred_at"]
+        if occurred_at < self.opened_at:
+            msg = (
+                f"occurred_at {occurred_at.isoformat()} is before ticket {self.id} was opened "
+                f"at {self.opened_at.isoformat()}; a change cannot precede the opening"
+            )
+            raise InvalidValueError("occurred_at", msg)
+        super()._record(event_class, ctx, **fields)
 
     def _check_not_closed(self, action: str) -> None:
         if self.status == "closed":

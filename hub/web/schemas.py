@@ -317,6 +317,9 @@ class SourceOutSchema(Schema):
     name = fields.String(required=True)
     external_id = fields.String(allow_none=True)
     external_event_id = fields.String(allow_none=True)
+    recorded_by = fields.String(
+        metadata={"description": "The API token (by name) that recorded the change, when one did."}
+    )
 
 
 class EscalationOutSchema(Schema):
@@ -674,7 +677,7 @@ class CalendarSchema(Schema):
         keys=choice(WEEKDAYS),
         values=fields.List(
             fields.List(
-                fields.String(validate=validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")),
+                fields.String(validate=validate.Regexp(r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")),
                 validate=validate.Length(equal=2),
             ),
             validate=validate.Length(max=24),
@@ -769,9 +772,9 @@ class KpiQuerySchema(PageQuerySchema):
     group = short_text()
     agent = short_text()
     client = short_text(metadata={"description": "The client account id."})
-    day = fields.String(validate=validate.Regexp(r"^\d{4}-\d{2}-\d{2}$"), metadata={"description": "A UTC day, YYYY-MM-DD."})
-    week = fields.String(validate=validate.Regexp(r"^\d{4}-\d{2}-\d{2}$"), metadata={"description": "A week by the date of its Monday."})
-    month = fields.String(validate=validate.Regexp(r"^\d{4}-\d{2}$"), metadata={"description": "A UTC month, YYYY-MM."})
+    day = fields.String(validate=validate.Regexp(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"), metadata={"description": "A UTC day, YYYY-MM-DD."})
+    week = fields.String(validate=validate.Regexp(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"), metadata={"description": "A week by the date of its Monday."})
+    month = fields.String(validate=validate.Regexp(r"^[0-9]{4}-[0-9]{2}$"), metadata={"description": "A UTC month, YYYY-MM."})
     since = Timestamp(metadata={"description": "Tickets opened at or after this time."})
     until = Timestamp(metadata={"description": "Tickets opened before this time."})
     fcr_definition = choice(tuple(FCR_DEFINITIONS), load_default="default")

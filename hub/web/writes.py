@@ -38,7 +38,7 @@ WRITE_FIELDS = ("occurred_at", "actor", "external_event_id")
 
 SOURCE_NAME = "api"
 
-_ETAG_VERSION = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
+_ETAG_VERSION = re.compile(r'^(?:W/)?"?([0-9]{1,18})"?$')
 
 # Headers a stored response keeps for its replays.
 REPLAYED_HEADERS = ("Location", "ETag")
@@ -64,17 +64,18 @@ def write_context(
     if actor:
         actor_kind, actor_id = actor["kind"], actor["id"]
     else:
-        # NOTE: an explicit actor replaces the token's name in the event; the token
-        # that made the write is then only in the server log.
         actor_kind, actor_id = ROLE_ACTOR_KINDS.get(token.role, "integration"), token.name
-    return Context(
+    ctx = Context(
         actor_kind=actor_kind,
         actor_id=actor_id,
         source_name=SOURCE_NAME,
         occurred_at=body.get("occurred_at"),
         external_id=external_id,
         external_event_id=body.get("external_event_id") or external_event_id,
+        recorded_by=token.name,
     )
+    ctx.check_not_in_future()
+    return ctx
 
 
 def json_response(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Response:

@@ -255,7 +255,7 @@ def test_sla_pages_with_next_cursor(client, agent, sla_tickets):
 
 
 def test_escalations_page_with_next_cursor(api_app, client, agent, escalated):
-    other = open_ticket(client, agent)
+    other = open_ticket(client, agent, occurred_at="2024-03-02T09:00:00+00:00")
     post(
         client, f"/api/v1/tickets/{other['id']}/escalations",
         {"level": 1, "reason": "Slow", "owner": "duty", "promised_by": "2024-03-02T12:00:00+00:00",

@@ -335,7 +335,9 @@ FULL_INCLUDE = ["organizations", "users", "sla_policies", "satisfaction_ratings"
 def test_directory_policies_and_ratings(hub_app, settings):
     connection = add_connection(hub_app, settings, options={"include": FULL_INCLUDE})
     register_directory()
-    add_pages(export_page([zendesk_ticket(208, "2011-07-20T22:50:00Z")], "c1", True))
+    # The rating fixture is dated 2011-07-20T22:55:29Z, so the ticket is created before it.
+    ticket = zendesk_ticket(208, "2011-07-20T22:50:00Z", created_at="2011-07-20T22:00:00Z")
+    add_pages(export_page([ticket], "c1", True))
 
     result = engine(hub_app, settings).sync(connection.id)
 

@@ -163,9 +163,9 @@ class Harness:
         )
         return str(endpoint.id), secret
 
-    def open_ticket(self, subject: str = "Checkout fails with error 500") -> Any:
+    def open_ticket(self, subject: str = "Checkout fails with error 500", occurred_at: Any = None) -> Any:
         outcome = self.app.open_ticket(
-            Context(actor_kind="requester", actor_id="req-1", source_name="email"),
+            Context(actor_kind="requester", actor_id="req-1", source_name="email", occurred_at=occurred_at),
             subject=subject, channel="email",
         )
         return outcome.aggregate.id

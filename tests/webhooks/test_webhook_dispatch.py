@@ -123,7 +123,7 @@ def test_rebuild_keeps_messages_queued_after_a_re_enable(harness):
 
 def test_body_carries_type_timestamp_ids_and_fields(harness):
     endpoint_id, _ = harness.subscribe("https://hooks.example.com/a", ["ticket.escalated"])
-    ticket_id = harness.open_ticket()
+    ticket_id = harness.open_ticket(occurred_at=datetime(2024, 3, 1, 9, 0, tzinfo=timezone.utc))
     occurred_at = datetime(2024, 3, 1, 14, 5, tzinfo=timezone.utc)
     outcome = harness.app.execute(
         Ticket, ticket_id, "escalate",
