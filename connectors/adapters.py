@@ -132,7 +132,7 @@ def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 
 # Zendesk and Freshdesk number their agents and groups.
-_NUMERIC_ID = re.compile(r"\d+")
+_NUMERIC_ID = re.compile(r"[0-9]+")
 
 
 # Zendesk.

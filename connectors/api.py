@@ -383,8 +383,11 @@ def _parse_webhook_time(text: str) -> datetime | None:
     text = text.strip()
     if not text:
         return None
-    if text.isdigit():
-        return datetime.fromtimestamp(int(text), tz=timezone.utc)
+    if text.isascii() and text.isdigit():
+        try:
+            return datetime.fromtimestamp(int(text), tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return None
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

@@ -24,7 +24,7 @@ ORDER_CLAUSE = "ORDERBYsys_updated_on^ORDERBYsys_id"
 
 # Table API values with sysparm_display_value=false: UTC "YYYY-MM-DD HH:MM:SS"
 # and 32 hexadecimal characters.
-_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
+_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
 _SYS_ID = re.compile(r"[0-9a-f]{32}")
 
 IncidentKey = tuple[str, str]

@@ -329,7 +329,7 @@ class RowParser:
         return text
 
     def _count(self, name: str, text: str) -> int:
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):
             raise RowError(f"invalid {name}", f"{name} {text!r} is not a whole number of 0 or more")
         return int(text)
 
@@ -369,7 +369,7 @@ def parse_naive_timestamp(text: str) -> datetime | None:
     if len(clock) not in (2, 3) or len(year) != 4:
         return None
     pieces = [year, month, day, *clock]
-    if not all(piece.isdigit() for piece in pieces):
+    if not all(piece.isascii() and piece.isdigit() for piece in pieces):
         return None
     numbers = [int(piece) for piece in pieces]
     second = numbers[5] if len(numbers) == 6 else 0

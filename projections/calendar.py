@@ -44,8 +44,8 @@ MAX_SEARCH_DAYS = 3660
 # is cleared when full, which is cheaper than LRU bookkeeping per lookup.
 DAY_CACHE_SIZE = 4096
 
-_TIME_PATTERN = re.compile(r"^(\d{2}):(\d{2})$")
-_DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TIME_PATTERN = re.compile(r"^([0-9]{2}):([0-9]{2})$")
+_DATE_PATTERN = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _ONE_DAY = timedelta(days=1)
 _ONE_MINUTE = timedelta(minutes=1)
 

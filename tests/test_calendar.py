@@ -511,6 +511,9 @@ def test_add_with_no_open_day_raises() -> None:
          r"holidays\[0\] has invalid date '2024-02-30'; use 'YYYY-MM-DD'"),
         ({"timezone": "UTC", "hours": {"mon": [["08:00", "18:00"]]}, "holidays": ["20241225"]},
          r"holidays\[0\] has invalid date '20241225'"),
+        # Arabic-Indic digits match a Unicode \d and int() reads them.
+        ({"timezone": "UTC", "hours": {"mon": [["\u0660\u0668:00", "18:00"]]}},
+         r"hours\['mon'\]\[0\] has invalid time"),
     ],
 )
 def test_from_dict_invalid_spec_raises(spec: object, message: str) -> None:

@@ -119,6 +119,9 @@ def test_backoff_schedule(retry_number, base_delay, max_delay, jitter, random_va
         ("Tue, 05 Mar 2024 09:59:00 GMT", 0.0),
         ("soon", None),
         (None, None),
+        # Superscript two and Arabic-Indic digits pass str.isdigit(); float() rejects or reads them.
+        ("\u00b2", None),
+        ("\u0663\u0660", None),
     ],
 )
 def test_parse_retry_after(header, expected):

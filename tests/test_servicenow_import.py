@@ -210,6 +210,8 @@ def test_bad_rows_are_rejected_by_reason(memory_app, tmp_path):
         ("29/2/16 10:00", None),
         ("29.2.2016 10:00", None),
         ("2016-02-29T01:16:05", None),
+        ("29/2/2016 0\u00b2:16", None),
+        ("\u0662\u0669/2/2016 01:16", None),
     ],
 )
 def test_timestamp_formats(text, expected):

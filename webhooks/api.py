@@ -429,7 +429,7 @@ def offset_of(cursor: str | None) -> int:
     if cursor is None:
         return 0
     digits = cursor.removeprefix("offset:")
-    if not cursor.startswith("offset:") or not digits.isdigit() or len(digits) > 9:
+    if not cursor.startswith("offset:") or not (digits.isascii() and digits.isdigit()) or len(digits) > 9:
         message = f"cursor {cursor!r} is invalid; pass the next_cursor of the previous page unchanged"
         raise ApiError(422, "validation_failed", message, {"cursor": [message]})
     return int(digits)

@@ -121,7 +121,7 @@ def policy_from_env(environ: Mapping[str, str] | None = None) -> DeliveryPolicy:
         policy = replace(policy, schedule=schedule)
     raw_concurrency = environ.get(CONCURRENCY_ENV, "").strip()
     if raw_concurrency:
-        if not raw_concurrency.isdigit() or int(raw_concurrency) < 1:
+        if not (raw_concurrency.isascii() and raw_concurrency.isdigit()) or int(raw_concurrency) < 1:
             msg = f"{CONCURRENCY_ENV} {raw_concurrency!r} is invalid; use a whole number of 1 or more"
             raise ConfigurationError(msg)
         policy = replace(policy, concurrency=int(raw_concurrency))

@@ -14,7 +14,7 @@ def page_of(rows: list[Any], cursor: str | None, limit: int) -> dict[str, Any]:
     start = 0
     if cursor is not None:
         digits = cursor.removeprefix(CURSOR_PREFIX)
-        if not cursor.startswith(CURSOR_PREFIX) or not digits.isdigit() or len(digits) > 9:
+        if not cursor.startswith(CURSOR_PREFIX) or not (digits.isascii() and digits.isdigit()) or len(digits) > 9:
             message = f"cursor {cursor!r} is invalid; pass the next_cursor of the previous page unchanged"
             raise ApiError(422, "validation_failed", message, {"cursor": [message]})
         start = int(digits)

@@ -49,7 +49,7 @@ POLICY_COMMANDS = (
 def decode_position_cursor(cursor: str | None) -> int:
     if cursor is None:
         return 0
-    if not cursor.isdigit() or len(cursor) > 18:
+    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 18:
         message = f"cursor {cursor!r} is invalid; pass the next_cursor of the previous page"
         raise ApiError(422, "validation_failed", message, {"cursor": [message]})
     return int(cursor)

@@ -159,3 +159,53 @@ def test_integer_beyond_64_bits_is_422(client, tokens, ticket, query):
     response = client.get(query.format(id=ticket["id"]), headers=bearer(tokens["admin"]))
 
     assert_error_shape(response, 422, "validation_failed")
+
+
+# "²" passes str.isdigit() but int() rejects it; "٣" (Arabic-Indic three) passes both.
+NON_ASCII_DIGITS = ["%C2%B2", "%D9%A3"]
+RECORD_KINDS = ["tickets", "client-accounts", "problems", "improvements", "knowledge-articles", "sla-policies"]
+
+
+@pytest.mark.parametrize("cursor", NON_ASCII_DIGITS)
+@pytest.mark.parametrize("kind", RECORD_KINDS)
+def test_history_cursor_of_non_ascii_digits_is_422(client, admin, kind, cursor):
+    response = client.get(f"/api/v1/{kind}/7b0c0d5e-5d4f-4b2f-9d3c-2f0d9b6f1a01/events?cursor={cursor}", headers=admin)
+
+    assert_error_shape(response, 422, "validation_failed")
+    assert list(response.get_json()["error"]["fields"]) == ["cursor"]
+
+
+@pytest.mark.parametrize("cursor", NON_ASCII_DIGITS)
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/sla-policies?cursor={cursor}",
+        "/api/v1/kpis?cursor=offset:{cursor}",
+        "/api/v1/improvements?cursor=offset:{cursor}",
+        "/api/v1/webhooks/7b0c0d5e-5d4f-4b2f-9d3c-2f0d9b6f1a01/deliveries?cursor=offset:{cursor}",
+    ],
+)
+def test_list_cursor_of_non_ascii_digits_is_422(client, admin, path, cursor):
+    response = client.get(path.format(cursor=cursor), headers=admin)
+
+    assert_error_shape(response, 422, "validation_failed")
+    assert list(response.get_json()["error"]["fields"]) == ["cursor"]
+
+
+@pytest.mark.parametrize("version", ['"\u0663"', '"\u00b2"'])
+def test_if_match_of_non_ascii_digits_is_400(client, agent, ticket, version):
+    response = client.post(
+        f"{TICKETS}/{ticket['id']}/classify", json={"category": "billing"}, headers={**agent, "If-Match": version},
+    )
+
+    assert_error_shape(response, 400, "invalid_header")
+
+
+@pytest.mark.parametrize("name", ["day", "week", "month"])
+def test_kpi_period_filter_of_non_ascii_digits_is_422(client, admin, name):
+    value = "\u0662\u0660\u0661\u0666-\u0660\u0663" + ("-\u0660\u0667" if name != "month" else "")
+
+    response = client.get("/api/v1/kpis", query_string={name: value}, headers=admin)
+
+    assert_error_shape(response, 422, "validation_failed")
+    assert list(response.get_json()["error"]["fields"]) == [name]

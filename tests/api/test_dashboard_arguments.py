@@ -1,4 +1,4 @@
-"""The dashboard's period arguments over HTTP: invalid or out-of-range values get a 400 page naming them."""
+"""The dashboard's query arguments over HTTP: invalid or out-of-range values get a 400 page naming them."""
 
 from __future__ import annotations
 
@@ -67,3 +67,13 @@ def test_overview_ignores_ticket_in_year_9999(api_app, analyst_client, ticket):
     page = response.get_data(as_text=True)
     assert "2024-03" in page
     assert "9999-12" not in page
+
+
+@pytest.mark.parametrize("version", ["\u00b2", "\u0661", "0", "2"])
+def test_ticket_page_rejects_invalid_version(api_app, analyst_client, ticket, version):
+    hub_of(api_app).catch_up()
+
+    response = analyst_client.get(f"/tickets/{ticket['id']}", query_string={"version": version})
+
+    assert response.status_code == 400
+    assert "pick a version from 1 to 1" in response.get_data(as_text=True)

@@ -224,6 +224,8 @@ def test_signed_webhook_starts_a_sync(api):
         {"secret": "another-secret"},
         {"timestamp_offset": -600},
         {"timestamp": "yesterday"},
+        {"timestamp": "\u00b2"},
+        {"timestamp": "99999999999999999999"},
     ],
 )
 def test_unverified_webhook_is_rejected(api, headers):

@@ -16,9 +16,10 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from hub.domain import Context
+from hub.settings import ConfigurationError
 from webhooks.endpoint import WebhookEndpoint
 from webhooks.retry import DEFAULT_SCHEDULE_SECONDS, JITTER_FRACTION
-from webhooks.worker import DeliveryPolicy, DeliveryWorker
+from webhooks.worker import DeliveryPolicy, DeliveryWorker, policy_from_env
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -445,3 +446,9 @@ def test_late_result_replaces_abandoned_attempt(harness, receivers):
     assert message["state"] == "delivered"
     assert [attempt["outcome"] for attempt in message["attempts"]] == ["success"]
     assert len(receiver.requests) == 1
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two", "\u00b2", "\u0663"])
+def test_concurrency_setting_rejects_non_ascii_digits(value):
+    with pytest.raises(ConfigurationError, match="^HUB_WEBHOOKS_CONCURRENCY .* is invalid; use a whole number of 1 or more"):
+        policy_from_env({"HUB_WEBHOOKS_CONCURRENCY": value})

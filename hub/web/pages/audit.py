@@ -128,7 +128,7 @@ def ticket_page(ticket_id: str) -> Any:
             error = f"The ticket did not exist yet at {as_of_text}; showing its first version."
             version = timeline[0]["version"]
     elif version_text:
-        if version_text.isdigit() and timeline[0]["version"] <= int(version_text) <= latest:
+        if version_text.isascii() and version_text.isdigit() and timeline[0]["version"] <= int(version_text) <= latest:
             version = int(version_text)
         else:
             error = f"Version {version_text!r} is invalid; pick a version from 1 to {latest}."
