@@ -39,7 +39,7 @@ from connectors.inbound import InboundSettings, PageWriter, event_field_values
 from connectors.locks import exclusive
 from hub.domain import Context, Ticket
 from hub.settings import ConfigurationError, Settings
-from webhooks.guard import UnsafeURLError, guarded_session
+from webhooks.guard import CONNECTORS, UnsafeURLError, guarded_session
 
 logger = logging.getLogger(__name__)
 
@@ -113,12 +113,18 @@ class SyncResult:
         }
 
 
+def connector_session(allow_private: bool) -> requests.Session:
+    """Create a session that checks every address it connects to, as a connector's."""
+    return guarded_session(allow_private, CONNECTORS)
+
+
 class SyncEngine:
     """Runs syncs of the connections stored in `app`.
 
     `clock` and `retry_policy` go to the vendor clients (a test clock makes
     `Retry-After` waits instant). `session_factory(allow_private)` returns the
-    HTTP session; by default a session that checks every address it connects to.
+    HTTP session; by default a session that checks every address it connects to
+    and names HUB_CONNECTORS_ALLOW_PRIVATE when it rejects one.
     """
 
     def __init__(
@@ -134,7 +140,7 @@ class SyncEngine:
         self.settings = settings
         self.clock = clock
         self.retry_policy = retry_policy
-        self.session_factory = session_factory or guarded_session
+        self.session_factory = session_factory or connector_session
 
     def sync(self, connection_id: UUID, trigger: str = "manual") -> SyncResult:
         """Run one sync of a connection to its end and return what it did.

@@ -4,6 +4,7 @@ import socket
 import pytest
 
 from webhooks.guard import (
+    CONNECTORS,
     UnsafeURLError,
     address_rejection,
     allow_private_from_env,
@@ -50,6 +51,16 @@ def test_private_ip_rejected_by_default():
 
 def test_private_ip_allowed_with_allow_private():
     check_url("http://10.0.0.1/hooks", allow_private=True)
+
+
+def test_connector_url_names_connectors_setting():
+    with pytest.raises(UnsafeURLError) as excinfo:
+        check_url("https://127.0.0.1:8443/api", allow_private=False, purpose=CONNECTORS)
+
+    assert str(excinfo.value) == (
+        "Connector base URL host '127.0.0.1' is a loopback address. "
+        "Set HUB_CONNECTORS_ALLOW_PRIVATE=1 to allow tool servers on a private network or on this host."
+    )
 
 
 def test_localhost_rejected_by_default():

@@ -9,7 +9,7 @@ import time
 import pytest
 from standardwebhooks import Webhook
 
-from webhooks.guard import guarded_session
+from webhooks.guard import CONNECTORS, UnsafeURLError, guarded_session
 from webhooks.sender import send
 from webhooks.signing import generate_secret, signature_header
 
@@ -409,3 +409,17 @@ def test_send_rejects_empty_secrets():
 def test_send_rejects_non_positive_timeout():
     with pytest.raises(ValueError, match="timeout=0 is invalid"):
         send("http://127.0.0.1:9/hooks", MSG_ID, BODY, [generate_secret()], timestamp=now(), timeout=0)
+
+
+def test_connector_session_names_connectors_setting(receiver):
+    target = receiver(reply(204))
+
+    with guarded_session(allow_private=False, purpose=CONNECTORS) as session:
+        with pytest.raises(UnsafeURLError) as excinfo:
+            session.get(target.url(), timeout=10)
+
+    assert str(excinfo.value) == (
+        "Connector connection reached 127.0.0.1, which is a loopback address. "
+        "Set HUB_CONNECTORS_ALLOW_PRIVATE=1 to allow tool servers on a private network or on this host."
+    )
+    assert target.recorded == []

@@ -1,11 +1,13 @@
-"""Server-side request forgery (SSRF) guard for webhook receiver URLs.
+"""Server-side request forgery (SSRF) guard for webhook receiver URLs and connector base URLs.
 
 Anyone who can register a webhook endpoint chooses where the hub sends HTTP
 requests from inside its network. ``check_url`` rejects URLs whose host is, or
 resolves to, an address that is not on the public internet, unless the
 operator sets ``HUB_WEBHOOKS_ALLOW_PRIVATE=1`` for receivers on a private
 network. Cloud metadata addresses are rejected even then, because they hand
-out instance credentials.
+out instance credentials. Connectors use the same guard for the tools'
+servers. For them ``HUB_CONNECTORS_ALLOW_PRIVATE=1`` allows private
+networks, and the ``CONNECTORS`` purpose makes the messages name that setting.
 
 ``check_url`` resolves the host on its own, and the HTTP client resolves it
 again when it connects, so a DNS name that changes its answer in between
@@ -15,10 +17,12 @@ checking the address that each new connection actually reached.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import socket
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -32,6 +36,26 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Iterable[str]]
 
 ALLOW_PRIVATE_ENV = "HUB_WEBHOOKS_ALLOW_PRIVATE"
+
+
+@dataclass(frozen=True)
+class Purpose:
+    """The use of a guarded URL, with the names that messages give it."""
+
+    # The URL and a connection to it, such as "Webhook URL" and "Webhook connection".
+    url_name: str
+    connection_name: str
+    # The setting that allows private addresses.
+    allow_private_env: str
+    # What the URL points at and the server behind it, such as "webhook" and "receiver".
+    target_name: str
+    server_name: str
+
+
+WEBHOOKS = Purpose("Webhook URL", "Webhook connection", ALLOW_PRIVATE_ENV, "webhook", "receiver")
+CONNECTORS = Purpose(
+    "Connector base URL", "Connector connection", "HUB_CONNECTORS_ALLOW_PRIVATE", "connection", "tool server"
+)
 
 # Instance metadata services hand out cloud credentials, so no setting allows
 # them: AWS, GCP, Azure and others on 169.254.169.254, AWS ECS task metadata on
@@ -47,15 +71,14 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _TRUE_VALUES = frozenset({"1", "true", "yes", "on"})
 _FALSE_VALUES = frozenset({"", "0", "false", "no", "off"})
 _NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")
-_PRIVATE_FIX = f"Set {ALLOW_PRIVATE_ENV}=1 to allow receivers on a private network or on this host."
 
 
 class UnsafeURLError(ValueError):
     """A webhook URL that the hub must not send requests to."""
 
 
-def check_url(url: str, allow_private: bool, *, resolve: Resolver | None = None) -> None:
-    """Check that a webhook URL is safe to send requests to.
+def check_url(url: str, allow_private: bool, *, resolve: Resolver | None = None, purpose: Purpose = WEBHOOKS) -> None:
+    """Check that a webhook URL (or another ``purpose``'s URL) is safe to send requests to.
 
     Accepts only http and https URLs. The host is resolved with
     ``socket.getaddrinfo`` (or ``resolve``, which returns address strings), and
@@ -64,28 +87,28 @@ def check_url(url: str, allow_private: bool, *, resolve: Resolver | None = None)
 
     Raises UnsafeURLError naming the host, the rule it broke and the fix.
     """
-    scheme, host, port = _split_url(url)
+    scheme, host, port = _split_url(url, purpose)
     if not allow_private and _is_localhost_name(host):
         # RFC 6761 reserves these names for loopback, so they are rejected
         # without asking a resolver that might be configured differently.
-        msg = f"Webhook URL host {host!r} is a loopback name. {_PRIVATE_FIX}"
+        msg = f"{purpose.url_name} host {host!r} is a loopback name. {_private_fix(purpose)}"
         raise UnsafeURLError(msg)
 
     literal = _parse_ip(host)
     if literal is not None:
         addresses: list[IPAddress] = [literal]
     else:
-        addresses = _resolve_addresses(host, port, resolve or resolve_host)
+        addresses = _resolve_addresses(host, port, resolve or resolve_host, purpose)
 
     for address in addresses:
         reason = address_rejection(address, allow_private)
         if reason is None:
             continue
         if literal is not None:
-            subject = f"Webhook URL host {host!r} is"
+            subject = f"{purpose.url_name} host {host!r} is"
         else:
-            subject = f"Webhook URL host {host!r} resolves to {address}, which is"
-        raise UnsafeURLError(_rejection_message(subject, reason))
+            subject = f"{purpose.url_name} host {host!r} resolves to {address}, which is"
+        raise UnsafeURLError(_rejection_message(subject, reason, purpose))
 
 
 def address_rejection(address: IPAddress, allow_private: bool) -> str | None:
@@ -143,40 +166,45 @@ def resolve_host(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
-def guarded_session(allow_private: bool) -> requests.Session:
+def guarded_session(allow_private: bool, purpose: Purpose = WEBHOOKS) -> requests.Session:
     """Create a ``requests.Session`` that checks every address it connects to.
 
     Each new connection's peer address goes through ``address_rejection``
     before any request bytes are sent. A rejected connection is closed and
-    the request raises UnsafeURLError. The session ignores proxy environment
-    variables (``trust_env`` is False), because through a proxy the peer
-    address would be the proxy's, not the receiver's.
+    the request raises UnsafeURLError, whose message names ``purpose``'s
+    setting. The session ignores proxy environment variables (``trust_env``
+    is False), because through a proxy the peer address would be the proxy's,
+    not the receiver's.
     """
     session = requests.Session()
     session.trust_env = False
-    adapter = _GuardedAdapter(allow_private)
+    adapter = _GuardedAdapter(allow_private, purpose)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
 
 
-def _rejection_message(subject: str, reason: str) -> str:
+def _private_fix(purpose: Purpose) -> str:
+    return f"Set {purpose.allow_private_env}=1 to allow {purpose.server_name}s on a private network or on this host."
+
+
+def _rejection_message(subject: str, reason: str, purpose: Purpose) -> str:
     if reason == "a cloud metadata address":
         return (
-            f"{subject} {reason}, which is rejected even with {ALLOW_PRIVATE_ENV}=1. "
-            "Point the webhook at the receiver's own host."
+            f"{subject} {reason}, which is rejected even with {purpose.allow_private_env}=1. "
+            f"Point the {purpose.target_name} at the {purpose.server_name}'s own host."
         )
-    return f"{subject} {reason}. {_PRIVATE_FIX}"
+    return f"{subject} {reason}. {_private_fix(purpose)}"
 
 
-def _split_url(url: str) -> tuple[str, str, int]:
+def _split_url(url: str, purpose: Purpose) -> tuple[str, str, int]:
     # The messages here leave out the URL itself, because webhook URLs often
     # carry an access token in the path or query.
     if any(char.isspace() or not char.isprintable() or char == "\\" for char in url):
         # Parsers disagree on where the host ends around a backslash (urllib
         # and urllib3 pick different hosts), so the URL is ambiguous.
         msg = (
-            "Webhook URL contains whitespace, a control character or a backslash. "
+            f"{purpose.url_name} contains whitespace, a control character or a backslash. "
             "Percent-encode those characters or remove them."
         )
         raise UnsafeURLError(msg)
@@ -185,18 +213,18 @@ def _split_url(url: str) -> tuple[str, str, int]:
         # checked here is the host the request goes to.
         parsed = parse_url(url)
     except LocationParseError:
-        msg = "Webhook URL is invalid. Use an absolute URL such as https://hooks.example.com/events."
+        msg = f"{purpose.url_name} is invalid. Use an absolute URL such as https://hooks.example.com/events."
         raise UnsafeURLError(msg) from None
 
     scheme = (parsed.scheme or "").lower()
     host = (parsed.host or "").strip("[]").lower()
     if scheme not in _SCHEMES:
-        subject = f"Webhook URL for host {host!r}" if host else "Webhook URL"
+        subject = f"{purpose.url_name} for host {host!r}" if host else purpose.url_name
         problem = f"has scheme {scheme!r}" if scheme else "has no scheme"
         msg = f"{subject} {problem}. Use an http:// or https:// URL."
         raise UnsafeURLError(msg)
     if not host:
-        msg = "Webhook URL has no host. Use an absolute URL such as https://hooks.example.com/events."
+        msg = f"{purpose.url_name} has no host. Use an absolute URL such as https://hooks.example.com/events."
         raise UnsafeURLError(msg)
     port = parsed.port if parsed.port is not None else _DEFAULT_PORTS[scheme]
     return scheme, host, port
@@ -214,17 +242,17 @@ def _parse_ip(text: str) -> IPAddress | None:
         return None
 
 
-def _resolve_addresses(host: str, port: int, resolve: Resolver) -> list[IPAddress]:
+def _resolve_addresses(host: str, port: int, resolve: Resolver, purpose: Purpose) -> list[IPAddress]:
     try:
         texts = list(resolve(host, port))
     except socket.gaierror as exc:
-        msg = f"Webhook URL host {host!r} could not be resolved ({exc.strerror}). Check the host name."
+        msg = f"{purpose.url_name} host {host!r} could not be resolved ({exc.strerror}). Check the host name."
         raise UnsafeURLError(msg) from None
     except UnicodeError:
-        msg = f"Webhook URL host {host!r} is not a valid host name. Check the host name."
+        msg = f"{purpose.url_name} host {host!r} is not a valid host name. Check the host name."
         raise UnsafeURLError(msg) from None
     if not texts:
-        msg = f"Webhook URL host {host!r} resolved to no addresses. Check the host name."
+        msg = f"{purpose.url_name} host {host!r} resolved to no addresses. Check the host name."
         raise UnsafeURLError(msg)
     return [ipaddress.ip_address(text) for text in texts]
 
@@ -270,69 +298,61 @@ def _non_public_reason(address: IPAddress) -> str | None:
     return None
 
 
-def _check_peer(sock: socket.socket, allow_private: bool) -> None:
+def _check_peer(sock: socket.socket, allow_private: bool, purpose: Purpose) -> None:
     peer = ipaddress.ip_address(sock.getpeername()[0])
     reason = address_rejection(peer, allow_private)
     if reason is None:
         return
     sock.close()
-    subject = f"Webhook connection reached {peer}, which is"
-    raise UnsafeURLError(_rejection_message(subject, reason))
+    subject = f"{purpose.connection_name} reached {peer}, which is"
+    raise UnsafeURLError(_rejection_message(subject, reason, purpose))
 
 
 class _GuardedHTTPConnection(urllib3.connection.HTTPConnection):
+    # Subclasses made by _pool_classes set both.
     allow_private = False
+    purpose = WEBHOOKS
 
     def _new_conn(self) -> socket.socket:
         sock = super()._new_conn()
-        _check_peer(sock, self.allow_private)
+        _check_peer(sock, self.allow_private, self.purpose)
         return sock
 
 
 class _GuardedHTTPSConnection(urllib3.connection.HTTPSConnection):
     allow_private = False
+    purpose = WEBHOOKS
 
     def _new_conn(self) -> socket.socket:
         # The check runs on the plain TCP socket, before the TLS handshake.
         sock = super()._new_conn()
-        _check_peer(sock, self.allow_private)
+        _check_peer(sock, self.allow_private, self.purpose)
         return sock
 
 
-class _PrivateHTTPConnection(_GuardedHTTPConnection):
-    allow_private = True
-
-
-class _PrivateHTTPSConnection(_GuardedHTTPSConnection):
-    allow_private = True
-
-
-class _GuardedHTTPConnectionPool(urllib3.connectionpool.HTTPConnectionPool):
-    ConnectionCls = _GuardedHTTPConnection
-
-
-class _GuardedHTTPSConnectionPool(urllib3.connectionpool.HTTPSConnectionPool):
-    ConnectionCls = _GuardedHTTPSConnection
-
-
-class _PrivateHTTPConnectionPool(urllib3.connectionpool.HTTPConnectionPool):
-    ConnectionCls = _PrivateHTTPConnection
-
-
-class _PrivateHTTPSConnectionPool(urllib3.connectionpool.HTTPSConnectionPool):
-    ConnectionCls = _PrivateHTTPSConnection
+@functools.cache
+def _pool_classes(allow_private: bool, purpose: Purpose) -> dict[str, type[urllib3.connectionpool.HTTPConnectionPool]]:
+    """Return the connection pool classes by scheme for one setting and purpose, built once."""
+    # urllib3 builds connections from a pool's ConnectionCls without extra
+    # arguments, so the setting and the purpose travel as class attributes.
+    guard = {"allow_private": allow_private, "purpose": purpose}
+    http_connection = type("_GuardedHTTPConnection", (_GuardedHTTPConnection,), guard)
+    https_connection = type("_GuardedHTTPSConnection", (_GuardedHTTPSConnection,), guard)
+    return {
+        "http": type("_GuardedHTTPConnectionPool", (urllib3.connectionpool.HTTPConnectionPool,),
+                     {"ConnectionCls": http_connection}),
+        "https": type("_GuardedHTTPSConnectionPool", (urllib3.connectionpool.HTTPSConnectionPool,),
+                      {"ConnectionCls": https_connection}),
+    }
 
 
 class _GuardedAdapter(requests.adapters.HTTPAdapter):
-    def __init__(self, allow_private: bool) -> None:
+    def __init__(self, allow_private: bool, purpose: Purpose) -> None:
         # Set before the base class builds its pool manager.
         self._allow_private = allow_private
+        self._purpose = purpose
         super().__init__()
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        if self._allow_private:
-            pool_classes = {"http": _PrivateHTTPConnectionPool, "https": _PrivateHTTPSConnectionPool}
-        else:
-            pool_classes = {"http": _GuardedHTTPConnectionPool, "https": _GuardedHTTPSConnectionPool}
-        self.poolmanager.pool_classes_by_scheme = pool_classes
+        self.poolmanager.pool_classes_by_scheme = _pool_classes(self._allow_private, self._purpose)

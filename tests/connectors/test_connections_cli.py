@@ -143,3 +143,20 @@ def test_failed_sync_exits_1_with_error(hub, env):
     assert synced.returncode == 1
     assert "rejected the credentials" in synced.stderr
     assert "zd-secret-token-1" not in synced.stderr + synced.stdout
+
+
+def test_sync_to_loopback_names_connectors_setting(hub, env, monkeypatch):
+    pages = recorded_pages(1)
+    state = RecordedZendesk(pages, CREDENTIALS["email"], CREDENTIALS["api_token"])
+    with serve(state) as base_url:
+        added = hub("connections", "add", "--kind", "zendesk", "--base-url", base_url, "--credentials", "-",
+                    "--option", "include=[]", env=env, stdin=json.dumps(CREDENTIALS))
+        # The connection was added while private addresses were allowed; the sync runs without.
+        monkeypatch.setenv("HUB_CONNECTORS_ALLOW_PRIVATE", "0")
+
+        synced = hub("sync", added.stdout.strip(), env=env)
+
+    assert synced.returncode == 1
+    assert "Connector connection reached 127.0.0.1, which is a loopback address." in synced.stderr
+    assert "Set HUB_CONNECTORS_ALLOW_PRIVATE=1 to allow tool servers on a private network" in synced.stderr
+    assert "HUB_WEBHOOKS_ALLOW_PRIVATE" not in synced.stderr
