@@ -113,6 +113,15 @@ def parse_database_url(url: str) -> tuple[str, dict[str, str], str | None, dict[
     raise ConfigurationError(invalid)
 
 
+# Numeric settings passed on to the event store library without their HUB_ prefix.
+NUMERIC_LIBRARY_SETTINGS = (
+    "HUB_POSTGRES_POOL_SIZE",
+    "HUB_POSTGRES_MAX_OVERFLOW",
+    "HUB_POSTGRES_CONNECT_TIMEOUT",
+    "HUB_SQLITE_LOCK_TIMEOUT",
+)
+
+
 def read_flag(environ: Mapping[str, str], name: str) -> bool:
     value = environ.get(name, "").strip().lower()
     if value in ("", "0", "false", "no", "off", "n"):
@@ -143,11 +152,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     url = environ.get("HUB_DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL
     store, env, sqlite_path, postgres = parse_database_url(url)
 
-    for name in ("HUB_POSTGRES_POOL_SIZE", "HUB_POSTGRES_MAX_OVERFLOW", "HUB_SQLITE_LOCK_TIMEOUT"):
+    for name in NUMERIC_LIBRARY_SETTINGS:
         value = environ.get(name)
         if value is None:
             continue
-        if not value.isdigit():
+        if not (value.isascii() and value.isdigit()):
             msg = f"{name} {value!r} is invalid; use a whole number"
             raise ConfigurationError(msg)
         env[name.removeprefix("HUB_")] = value
@@ -167,8 +176,20 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
 
 def ensure_sqlite_folder(settings: Settings) -> None:
-    """Create the folder of a file-based SQLite store, so that the first start works."""
+    """Create the folder of the default SQLite store, so that the first start works.
+
+    A store named in HUB_DATABASE_URL must be in an existing folder: a typo in
+    the path would otherwise start a new, empty store without a word.
+    """
     path = settings.sqlite_path
     if settings.store != "sqlite" or path is None or path.startswith("file:"):
         return
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(path).parent
+    if settings.database_url == DEFAULT_DATABASE_URL:
+        folder.mkdir(parents=True, exist_ok=True)
+    elif not folder.is_dir():
+        msg = (
+            f"HUB_DATABASE_URL {settings.database_url!r} names a file in the folder {str(folder)!r}, "
+            "which does not exist; create the folder or correct the path"
+        )
+        raise ConfigurationError(msg)

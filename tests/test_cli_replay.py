@@ -102,3 +102,18 @@ def test_bad_database_url_exits_2():
 
     assert result.returncode == 2
     assert "HUB_DATABASE_URL 'oracle://x' is invalid; accepted forms:" in result.stderr
+
+
+def test_unreachable_store_is_one_line_exit_1():
+    env = {"HUB_DATABASE_URL": "postgresql://hub:secret-pw@127.0.0.1:1/hub", "HUB_POSTGRES_CONNECT_TIMEOUT": "1"}
+
+    result = hub("replay", "00000000-0000-4000-8000-000000000009", env=env)
+
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.startswith("hub replay: error:")]
+    assert lines == [
+        "hub replay: error: the store at postgresql://hub:***@127.0.0.1:1/hub cannot be used: "
+        "couldn't get a connection after 1.00 sec; check that the database is running and that "
+        "HUB_DATABASE_URL is right"
+    ]
+    assert "secret-pw" not in result.stderr

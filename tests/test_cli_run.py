@@ -29,14 +29,22 @@ def test_run_imports_bundled_log_once_and_prints_token(tmp_path):
     assert "245,345 new events, 0 duplicates" in first.stdout
     assert "Incidents: 24,918" in first.stdout
     assert first.stdout.strip().splitlines()[-1].startswith("Next: ")
-    token_line = first.stdout.splitlines().index(
-        "Sign in with this admin token; it is shown only now ('hub tokens create' makes more):"
+    sign_in = (
+        "Sign in with this admin token; it is shown only now and replaces the one of the last run "
+        "('hub tokens create' makes lasting ones):"
     )
-    assert first.stdout.splitlines()[token_line + 1].startswith("hub_")
+    first_token = first.stdout.splitlines()[first.stdout.splitlines().index(sign_in) + 1]
+    assert first_token.startswith("hub_")
     assert (tmp_path / "var" / "hub.sqlite3").exists()
 
     assert second.returncode == 0, second.stderr
     assert "0 new events, 245,345 duplicates" in second.stdout
+    second_token = second.stdout.splitlines()[second.stdout.splitlines().index(sign_in) + 1]
+    tokens = json.loads(hub("tokens", "list", "--format", "json", cwd=tmp_path).stdout)
+    sign_in_tokens = [token for token in tokens if token["name"] == "hub-run"]
+    assert len(sign_in_tokens) == 2
+    assert [token["revoked_at"] is None for token in sign_in_tokens] == [False, True]
+    assert second_token != first_token
 
     rows = {row["priority"]: row for row in json.loads(kpis.stdout)}
     assert {priority: row["tickets"] for priority, row in rows.items()} == {
@@ -49,6 +57,7 @@ def test_run_leaves_other_data_alone(tmp_path):
     from hub.domain import Context
     from hub.settings import load_settings
 
+    (tmp_path / "var").mkdir()
     app = create_application(load_settings({"HUB_DATABASE_URL": f"sqlite:///{tmp_path}/var/hub.sqlite3"}))
     app.open_ticket(Context(), subject="Our own ticket", channel="web")
     app.close()

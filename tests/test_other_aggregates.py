@@ -172,3 +172,12 @@ def test_sla_policy_revision_can_return_to_24x7():
 
     assert policy.calendar is None
     assert policy.targets == TARGETS
+
+
+def test_overlapping_business_hours_are_rejected():
+    calendar = {"timezone": "UTC", "hours": {"mon": [["09:00", "17:00"], ["12:00", "13:00"]]}}
+
+    with pytest.raises(InvalidValueError, match="calendar is invalid: .*overlaps") as raised:
+        SlaPolicy.define(at(), policy_id=AGGREGATE_ID, name="Standard", targets=TARGETS, calendar=calendar)
+
+    assert raised.value.field == "calendar"

@@ -78,3 +78,29 @@ def test_flag_with_unknown_word_is_rejected():
 def test_pool_size_must_be_a_number():
     with pytest.raises(ConfigurationError, match="HUB_POSTGRES_POOL_SIZE 'ten' is invalid; use a whole number"):
         load_settings({"HUB_POSTGRES_POOL_SIZE": "ten"})
+
+
+def test_named_sqlite_file_needs_existing_folder(tmp_path):
+    from hub.settings import ensure_sqlite_folder
+
+    settings = load_settings({"HUB_DATABASE_URL": f"sqlite:///{tmp_path}/missing/hub.sqlite3"})
+
+    with pytest.raises(ConfigurationError, match=f"names a file in the folder '{tmp_path}/missing', which does not exist; create the folder or correct the path"):
+        ensure_sqlite_folder(settings)
+
+    assert not (tmp_path / "missing").exists()
+
+
+def test_default_sqlite_folder_is_created(tmp_path, monkeypatch):
+    from hub.settings import ensure_sqlite_folder
+
+    monkeypatch.chdir(tmp_path)
+
+    ensure_sqlite_folder(load_settings({}))
+
+    assert (tmp_path / "var").is_dir()
+
+
+def test_non_ascii_digits_are_not_numbers():
+    with pytest.raises(ConfigurationError, match="HUB_POSTGRES_POOL_SIZE '²' is invalid; use a whole number"):
+        load_settings({"HUB_POSTGRES_POOL_SIZE": "²"})

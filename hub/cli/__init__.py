@@ -11,12 +11,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
+from eventsourcing.persistence import PersistenceError
+
 from hub.cli.common import UsageError
 from hub.domain.errors import DomainError
-from hub.settings import ConfigurationError
+from hub.settings import DEFAULT_DATABASE_URL, ConfigurationError, mask_url
 
 COMMAND_MODULES = (
     "hub.cli.importer",
@@ -68,6 +71,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, ConfigurationError, DomainError) as error:
         print(f"hub {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except PersistenceError as error:
+        # The store is configured but cannot be used (down, unreachable, locked).
+        logging.getLogger(__name__).debug("Store error", exc_info=True)
+        url = mask_url(os.environ.get("HUB_DATABASE_URL") or DEFAULT_DATABASE_URL)
+        reason = " ".join(str(error).split()) or type(error).__name__
+        print(
+            f"hub {args.command}: error: the store at {url} cannot be used: {reason}; "
+            "check that the database is running and that HUB_DATABASE_URL is right",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         return 130
 

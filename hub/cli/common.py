@@ -63,7 +63,7 @@ def print_rows(rows: list[dict[str, Any]], output_format: str, columns: Sequence
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows({c: _cell(row.get(c)) for c in columns} for row in rows)
+        writer.writerows({c: _csv_cell(row.get(c)) for c in columns} for row in rows)
         sys.stdout.write(buffer.getvalue())
         return
     cells = [[_cell(row.get(column)) for column in columns] for row in rows]
@@ -71,6 +71,15 @@ def print_rows(rows: list[dict[str, Any]], output_format: str, columns: Sequence
     print("  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip())
     for row_cells in cells:
         print("  ".join(v.ljust(w) for v, w in zip(row_cells, widths)).rstrip())
+
+
+def _csv_cell(value: Any) -> str:
+    """Format a value for CSV at full precision, because spreadsheets compute on it."""
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
 
 
 def _cell(value: Any) -> str:

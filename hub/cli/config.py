@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from hub.secrets import SecretBox
-from hub.settings import ConfigurationError, Settings, load_settings, read_flag
+from hub.settings import NUMERIC_LIBRARY_SETTINGS, ConfigurationError, Settings, load_settings, read_flag
 
 # Settings the hub reads, with what they are for; values of the secret ones are masked.
 KNOWN_SETTINGS = {
@@ -26,6 +26,7 @@ KNOWN_SETTINGS = {
     "HUB_CONNECTORS_ALLOW_PRIVATE": "allow connector base URLs on http:// or private addresses",
     "HUB_POSTGRES_POOL_SIZE": "PostgreSQL connections kept per process",
     "HUB_POSTGRES_MAX_OVERFLOW": "extra PostgreSQL connections per process under load",
+    "HUB_POSTGRES_CONNECT_TIMEOUT": "seconds to wait for a PostgreSQL connection (default 30)",
     "HUB_SQLITE_LOCK_TIMEOUT": "seconds a SQLite writer waits for the lock",
 }
 SECRET_SETTINGS = ("HUB_CIPHER_KEY", "HUB_SECRET_KEY")
@@ -64,7 +65,7 @@ def run_check(args: argparse.Namespace) -> int:
         if name in os.environ:
             rows.append((name, "1" if read_flag(os.environ, name) else "0"))
     rows.extend(_webhook_policy_rows())
-    for name in ("HUB_POSTGRES_POOL_SIZE", "HUB_POSTGRES_MAX_OVERFLOW", "HUB_SQLITE_LOCK_TIMEOUT", "HUB_SESSION_COOKIE_SECURE"):
+    for name in (*NUMERIC_LIBRARY_SETTINGS, "HUB_SESSION_COOKIE_SECURE"):
         if name in os.environ:
             rows.append((name, os.environ[name]))
     unknown = sorted(name for name in os.environ if name.startswith("HUB_") and name not in KNOWN_SETTINGS)

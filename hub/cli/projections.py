@@ -231,7 +231,8 @@ def run_kpi(args: argparse.Namespace) -> int:
         except KpiQueryError as error:
             raise UsageError(str(error)) from None
     columns = ((args.by,) if args.by else ()) + KPI_TABLE_COLUMNS
-    print_rows(rows, args.format, None if args.format == "json" else columns)
+    # The table shows the main figures; JSON and CSV carry every figure.
+    print_rows(rows, args.format, columns if args.format == "table" else None)
     return 0
 
 

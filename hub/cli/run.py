@@ -24,6 +24,9 @@ logger = logging.getLogger(__name__)
 # (part of) that log, so running the idempotent import again completes it.
 FIRST_BUNDLED_INCIDENT = "INC0000045"
 
+# The name of the admin token each run prints; a new run revokes the previous one.
+SIGN_IN_TOKEN_NAME = "hub-run"
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -55,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     address = f"http://{args.host}:{args.port}/"
     print()
     print(f"Dashboard and API: {address}  (API docs: {address}docs)")
-    print("Sign in with this admin token; it is shown only now ('hub tokens create' makes more):")
+    print("Sign in with this admin token; it is shown only now and replaces the one of the last run "
+          "('hub tokens create' makes lasting ones):")
     print(token)
     print()
     print("Next: 'hub kpi --by priority', 'hub sla', 'hub replay TICKET_ID', 'hub --help'.")
@@ -103,9 +107,15 @@ def bring_views_up_to_date(app: HubApplication) -> None:
 
 
 def issue_sign_in_token(app: HubApplication) -> str:
+    """Create this run's admin token and revoke the ones earlier runs printed."""
     from hub.web.storage import SqlTables, TokenStore
 
     tables = SqlTables(app)
     tables.create_tables()
-    _, secret = TokenStore(tables).create("admin", "hub-run")
+    store = TokenStore(tables)
+    for token in store.list():
+        if token.name == SIGN_IN_TOKEN_NAME and token.revoked_at is None:
+            store.revoke(token.token_id)
+            logger.info("Revoked the sign-in token %s of an earlier run", token.token_id)
+    _, secret = store.create("admin", SIGN_IN_TOKEN_NAME)
     return secret

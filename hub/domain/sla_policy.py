@@ -91,11 +91,20 @@ def validate_calendar(calendar: object) -> dict[str, Any] | None:
         isinstance(day, str) and _ISO_DATE.match(day) for day in holidays
     ):
         raise InvalidValueError("calendar.holidays", "calendar.holidays must be a list of YYYY-MM-DD dates")
-    return {
+    cleaned = {
         "timezone": zone,
         "hours": {day: [list(i) for i in intervals] for day, intervals in hours.items()},
         "holidays": list(holidays),
     }
+    # The SLA clocks build their calendar from these terms, so the same checks
+    # (overlapping intervals, for one) must pass here, before anything is recorded.
+    from projections.calendar import BusinessCalendar, CalendarError
+
+    try:
+        BusinessCalendar.from_dict(cleaned)
+    except CalendarError as error:
+        raise InvalidValueError("calendar", f"calendar is invalid: {error}") from None
+    return cleaned
 
 
 def validate_pause_statuses(pause_statuses: object) -> dict[str, list[str]]:
