@@ -5,6 +5,7 @@ Usage::
     python bench/topology.py                         # 1 and 2 web processes, 2000 requests each
     python bench/topology.py --requests 500 --web-concurrency 2
     python bench/topology.py --worker-after-intake   # the views catch up on a backlog
+    python bench/topology.py --env HUB_POSTGRES_POOL_SIZE=4 --env HUB_POSTGRES_MAX_OVERFLOW=0
 
 For each number of web processes, the script creates a new PostgreSQL schema,
 runs ``hub db init``, and starts that many Procfile ``web`` processes (gunicorn
@@ -266,6 +267,7 @@ def run_topology(web_count: int, args: argparse.Namespace, folder: Path) -> dict
         "HUB_DATABASE_URL": POSTGRES_URL, "HUB_POSTGRES_SCHEMA": schema, "HUB_CREATE_TABLE": "n",
         "HUB_CIPHER_KEY": hub(env, "keys", "generate").strip(), "WEB_CONCURRENCY": str(args.web_concurrency),
     })
+    env.update(args.env)
     processes: list[subprocess.Popen[bytes]] = []
     worker: list[subprocess.Popen[bytes]] = []
     # Most connections seen at once: of all these processes, of one gunicorn worker, of the hub worker.
@@ -379,6 +381,13 @@ def run_raw(count: int, threads: int) -> dict[str, Any]:
     return json.loads(output.stdout.strip().splitlines()[-1])
 
 
+def setting_argument(text: str) -> tuple[str, str]:
+    name, separator, value = text.partition("=")
+    if not separator or not name:
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid; use NAME=VALUE")
+    return name, value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--web-processes", type=int, nargs="+", default=[1, 2], help="web process counts to measure, one run each (default: 1 2)")
@@ -390,6 +399,10 @@ def main() -> int:
         "--worker-after-intake", action="store_true",
         help="start the hub worker after the last response instead of before the intake",
     )
+    parser.add_argument(
+        "--env", type=setting_argument, action="append", default=[], metavar="NAME=VALUE",
+        help="an extra setting for every process, such as HUB_POSTGRES_POOL_SIZE=4 (repeatable)",
+    )
     parser.add_argument("--output", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
 
@@ -400,6 +413,8 @@ def main() -> int:
     raw = [run_raw(args.requests, threads) for threads in (1, args.clients)]
 
     print(f"PostgreSQL at {POSTGRES_URL}; {os.cpu_count()} CPUs shared by the client, the processes and the server")
+    if args.env:
+        print("settings: " + " ".join(f"{name}={value}" for name, value in args.env))
     when = "started after the intake" if args.worker_after_intake else "running during the intake"
     print(f"web processes of {args.web_concurrency} gunicorn workers (4 threads each); 1 hub worker {when}; "
           f"{args.clients} clients; {args.requests} requests per run after {args.warmup} warm-up")
