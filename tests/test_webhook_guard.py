@@ -63,6 +63,24 @@ def test_connector_url_names_connectors_setting():
     )
 
 
+@pytest.mark.parametrize("url", ["https://user:pw@hooks.example.com/in", "https://token@hooks.example.com/in"])
+@pytest.mark.parametrize("allow_private", [False, True])
+def test_url_with_credentials_rejected(url, allow_private):
+    resolver = RecordingResolver("93.184.216.34")
+
+    message = rejection_message(url, allow_private, resolve=resolver)
+
+    assert message.startswith("Webhook URL for host 'hooks.example.com' contains a user name or password. Remove them")
+    assert "pw" not in message
+    assert "token" not in message
+    assert resolver.lookups == []
+
+
+def test_connector_url_with_credentials_names_base_url():
+    with pytest.raises(UnsafeURLError, match="Remove them from base_url and pass them in the connection's credentials"):
+        check_url("https://user:pw@example.zendesk.com", allow_private=False, purpose=CONNECTORS)
+
+
 def test_localhost_rejected_by_default():
     message = rejection_message("http://localhost:8080/hooks", allow_private=False)
 

@@ -50,11 +50,18 @@ class Purpose:
     # What the URL points at and the server behind it, such as "webhook" and "receiver".
     target_name: str
     server_name: str
+    # How to authenticate without a user name and password in the URL.
+    credentials_fix: str
 
 
-WEBHOOKS = Purpose("Webhook URL", "Webhook connection", ALLOW_PRIVATE_ENV, "webhook", "receiver")
+WEBHOOKS = Purpose(
+    "Webhook URL", "Webhook connection", ALLOW_PRIVATE_ENV, "webhook", "receiver",
+    "Remove them from the URL, because the receiver authenticates the hub by the Standard Webhooks "
+    "signature of each message (the webhook-signature header).",
+)
 CONNECTORS = Purpose(
-    "Connector base URL", "Connector connection", "HUB_CONNECTORS_ALLOW_PRIVATE", "connection", "tool server"
+    "Connector base URL", "Connector connection", "HUB_CONNECTORS_ALLOW_PRIVATE", "connection", "tool server",
+    "Remove them from base_url and pass them in the connection's credentials.",
 )
 
 # Instance metadata services hand out cloud credentials, so no setting allows
@@ -225,6 +232,10 @@ def _split_url(url: str, purpose: Purpose) -> tuple[str, str, int]:
         raise UnsafeURLError(msg)
     if not host:
         msg = f"{purpose.url_name} has no host. Use an absolute URL such as https://hooks.example.com/events."
+        raise UnsafeURLError(msg)
+    if parsed.auth:
+        # A URL is shown in listings and stored in events, so credentials in it would leak.
+        msg = f"{purpose.url_name} for host {host!r} contains a user name or password. {purpose.credentials_fix}"
         raise UnsafeURLError(msg)
     port = parsed.port if parsed.port is not None else _DEFAULT_PORTS[scheme]
     return scheme, host, port

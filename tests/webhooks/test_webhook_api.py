@@ -139,6 +139,31 @@ def test_metadata_address_is_rejected_with_private_receivers_allowed(client, adm
     assert "rejected even with HUB_WEBHOOKS_ALLOW_PRIVATE=1" in response.get_json()["error"]["message"]
 
 
+@pytest.mark.parametrize("url", ["http://user:s3cret@127.0.0.1:9/hooks", "http://s3cret@127.0.0.1:9/hooks"])
+def test_url_with_credentials_is_rejected(client, admin, url):
+    response = client.post("/api/v1/webhooks", json={"url": url, "event_types": ["*"]}, headers=admin)
+
+    error = response.get_json()["error"]
+    assert response.status_code == 422
+    assert list(error["fields"]) == ["url"]
+    assert error["message"].startswith("Webhook URL for host '127.0.0.1' contains a user name or password. Remove them")
+    assert "s3cret" not in response.get_data(as_text=True)
+    assert client.get("/api/v1/webhooks", headers=admin).get_json()["items"] == []
+
+
+def test_patch_to_url_with_credentials_is_rejected(client, admin):
+    created = subscribe(client, admin, "http://127.0.0.1:9/hooks")
+
+    response = client.patch(
+        f"/api/v1/webhooks/{created['id']}", json={"url": "http://user:s3cret@127.0.0.1:9/hooks"}, headers=admin
+    )
+
+    assert response.status_code == 422
+    assert list(response.get_json()["error"]["fields"]) == ["url"]
+    listed = client.get("/api/v1/webhooks", headers=admin).get_json()["items"]
+    assert listed[0]["url"] == "http://127.0.0.1:9/hooks"
+
+
 @pytest.mark.parametrize("role", ["agent", "integration", "analyst", "auditor"])
 def test_other_roles_may_not_manage_webhooks(flask_app, client, role):
     response = client.get("/api/v1/webhooks", headers=token(flask_app, role))
