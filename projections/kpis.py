@@ -38,14 +38,15 @@ import bisect
 import json
 import logging
 import math
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 from hub.domain import ClientAccount
-from hub.domain.vocabulary import OPEN_STATUSES, PRIORITIES, SLA_TARGETS
+from hub.domain.vocabulary import CHANNELS, OPEN_STATUSES, PRIORITIES, SLA_TARGETS
 from projections.db import Cursor, Database, table_exists
 from projections.runner import EventPage, View
 from projections.tickets import TicketFactsView, iso_utc, period_labels
@@ -94,6 +95,49 @@ _COLUMN_INDEX = {name: index for index, name in enumerate(TICKET_COLUMNS)}
 
 class KpiQueryError(ValueError):
     """A KPI query argument is invalid; the message names it and the accepted values."""
+
+
+# Filter values of the dimensions with a fixed vocabulary or form. Any other
+# value matches no ticket, so it is rejected as a mistake rather than returning
+# with empty figures.
+FILTER_CHOICES = {"priority": PRIORITIES, "channel": CHANNELS}
+_DAY_FORM = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_MONTH_FORM = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+
+
+def check_filter_value(name: str, value: Any) -> None:
+    """Raise KpiQueryError unless ``value`` is a possible value of the ``name`` dimension.
+
+    None (tickets without a value) and any text for the free-text dimensions
+    pass. The message names the dimension, the value and the accepted form.
+    """
+    if value is None:
+        return
+    if name in FILTER_CHOICES:
+        if value not in FILTER_CHOICES[name]:
+            msg = f"{name} {value!r} is invalid; use one of {', '.join(FILTER_CHOICES[name])}"
+            raise KpiQueryError(msg)
+    elif name == "month":
+        if not isinstance(value, str) or not _MONTH_FORM.fullmatch(value):
+            msg = f"month {value!r} is invalid; use a UTC month such as 2024-03"
+            raise KpiQueryError(msg)
+    elif name in ("day", "week"):
+        day = _parse_day(value)
+        if day is None:
+            msg = f"{name} {value!r} is invalid; use a date such as 2024-03-04"
+            raise KpiQueryError(msg)
+        if name == "week" and day.weekday() != 0:
+            msg = f"week {value!r} is not a Monday; name a week by the date of its Monday, such as 2024-03-04"
+            raise KpiQueryError(msg)
+
+
+def _parse_day(value: Any) -> date | None:
+    if not isinstance(value, str) or not _DAY_FORM.fullmatch(value):
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 # Statistics.
@@ -155,10 +199,11 @@ def check_arguments(
     if group_by is not None and group_by not in DIMENSIONS:
         msg = f"group_by {group_by!r} is invalid; use one of {', '.join(DIMENSIONS)}"
         raise KpiQueryError(msg)
-    for name in filters or {}:
+    for name, value in (filters or {}).items():
         if name not in DIMENSIONS:
             msg = f"filter {name!r} is invalid; use one of {', '.join(DIMENSIONS)}"
             raise KpiQueryError(msg)
+        check_filter_value(name, value)
     if fcr_definition not in FCR_DEFINITIONS:
         msg = f"fcr_definition {fcr_definition!r} is invalid; use one of {', '.join(FCR_DEFINITIONS)}"
         raise KpiQueryError(msg)
@@ -642,7 +687,8 @@ def kpis(
     contains the group's value under the dimension's name, then the metrics
     described in this module's docstring. ``filters`` maps dimensions to values,
     for example ``{"priority": "high", "channel": "email"}``. Raises
-    KpiQueryError for an unknown dimension, filter or FCR definition.
+    KpiQueryError for an unknown dimension, filter or FCR definition, and for a
+    filter value that ``check_filter_value`` rejects.
     """
     check_arguments(group_by, filters, fcr_definition, repeat_window_days)
     with db.transaction(readonly=True) as cursor:

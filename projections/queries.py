@@ -38,7 +38,7 @@ from projections.escalations import (
     escalations,
 )
 from projections.improvements import improvements
-from projections.kpis import DIMENSIONS, PERIODS, KpiQueryError, kpis
+from projections.kpis import DIMENSIONS, PERIODS, KpiQueryError, check_filter_value, kpis
 from projections.tickets import FACT_COLUMNS, iso_utc
 
 __all__ = [
@@ -123,6 +123,7 @@ def backlog(
         if name not in DIMENSIONS:
             msg = f"filter {name!r} is invalid; use one of {', '.join(DIMENSIONS)}"
             raise KpiQueryError(msg)
+        check_filter_value(name, value)
         join = "JOIN ticket_facts f ON f.ticket_id = c.ticket_id"
         if value is None:
             conditions.append(f"f.{DIMENSIONS[name]} IS NULL")

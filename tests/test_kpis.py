@@ -372,6 +372,48 @@ def test_kpi_command_rejects_bad_filter(capsys):
     assert "--filter 'team=a' is invalid" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ("priority=urgent", "priority 'urgent' is invalid; use one of critical, high, medium, low"),
+        ("channel=fax", "channel 'fax' is invalid; use one of email, web, phone, chat, api, social, other"),
+        ("month=2016-13", "month '2016-13' is invalid; use a UTC month such as 2024-03"),
+        ("day=2016-02-30", "day '2016-02-30' is invalid; use a date such as 2024-03-04"),
+        # 2016-03-02 is a Wednesday.
+        ("week=2016-03-02", "week '2016-03-02' is not a Monday"),
+    ],
+)
+def test_kpi_command_rejects_bad_filter_value(capsys, item, message):
+    code = main(["kpi", "--filter", item])
+
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("filters", "message"),
+    [
+        ({"priority": "urgent"}, "priority 'urgent' is invalid"),
+        ({"month": "2016-3"}, "month '2016-3' is invalid"),
+        ({"week": "2024-03-05"}, "week '2024-03-05' is not a Monday"),
+    ],
+)
+def test_kpis_reject_filter_value(scenario, filters, message):
+    db, _ = scenario
+
+    with pytest.raises(KpiQueryError, match=message):
+        kpis(db, filters=filters)
+    with pytest.raises(KpiQueryError, match=message):
+        backlog(db, filters=filters)
+
+
+def test_kpis_accept_monday_week_filter(scenario):
+    db, _ = scenario
+
+    # T0 is Monday 2024-03-04; T1 to T4 open that week.
+    assert kpis(db, filters={"week": "2024-03-04"})[0]["tickets"] == 4
+
+
 def test_nps_null_with_ticket_filter(scenario):
     db, ids = scenario
 

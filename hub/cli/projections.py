@@ -25,7 +25,7 @@ from hub.cli.common import (
 )
 from hub.settings import load_settings
 from projections.escalations import EscalationQueryError
-from projections.kpis import DIMENSIONS, FCR_DEFINITIONS, KpiQueryError
+from projections.kpis import DIMENSIONS, FCR_DEFINITIONS, KpiQueryError, check_filter_value
 from projections.registry import all_views
 from projections.runner import ProjectionRunner
 
@@ -210,6 +210,11 @@ def _parse_filters(items: list[str]) -> dict[str, str]:
         if not separator or name not in DIMENSIONS:
             msg = f"--filter {item!r} is invalid; use DIMENSION=VALUE with one of {', '.join(DIMENSIONS)}"
             raise UsageError(msg)
+        # The same rule as the API's, checked before the views catch up.
+        try:
+            check_filter_value(name, value)
+        except KpiQueryError as error:
+            raise UsageError(str(error)) from None
         filters[name] = value
     return filters
 

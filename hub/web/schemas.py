@@ -27,7 +27,7 @@ from hub.domain.vocabulary import (
 )
 from hub.web.fields import AnyJson, SatisfactionScore, Timestamp
 from projections.kpis import DIMENSIONS as KPI_DIMENSIONS
-from projections.kpis import FCR_DEFINITIONS
+from projections.kpis import FCR_DEFINITIONS, FILTER_CHOICES, KpiQueryError, check_filter_value
 from projections.sla_engine import STATES as SLA_STATES
 
 SHORT_TEXT = 200
@@ -764,21 +764,43 @@ def view_row(description: str) -> fields.Dict:
     return fields.Dict(keys=fields.String(), values=AnyJson(), metadata={"description": description})
 
 
+def kpi_filter(name: str, **kwargs: Any) -> fields.String:
+    """A KPI filter checked by the views' own rule, so the API and ``hub kpi`` reject the same values alike."""
+
+    def check(value: str) -> None:
+        try:
+            check_filter_value(name, value)
+        except KpiQueryError as error:
+            raise ma.ValidationError(str(error)) from None
+
+    metadata = kwargs.pop("metadata", {})
+    if name in FILTER_CHOICES:
+        metadata = {"enum": list(FILTER_CHOICES[name]), **metadata}
+    return fields.String(validate=check, metadata=metadata, **kwargs)
+
+
 class KpiQuerySchema(PageQuerySchema):
     group_by = choice(tuple(KPI_DIMENSIONS), metadata={"description": "Group the tickets by this dimension or period."})
-    priority = choice(PRIORITIES)
-    channel = choice(CHANNELS)
+    priority = kpi_filter("priority")
+    channel = kpi_filter("channel")
     category = short_text()
     group = short_text()
     agent = short_text()
     client = short_text(metadata={"description": "The client account id."})
-    day = fields.String(validate=validate.Regexp(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"), metadata={"description": "A UTC day, YYYY-MM-DD."})
-    week = fields.String(validate=validate.Regexp(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"), metadata={"description": "A week by the date of its Monday."})
-    month = fields.String(validate=validate.Regexp(r"^[0-9]{4}-[0-9]{2}$"), metadata={"description": "A UTC month, YYYY-MM."})
+    day = kpi_filter("day", metadata={"description": "A UTC day, YYYY-MM-DD."})
+    week = kpi_filter("week", metadata={"description": "A week by the date of its Monday, YYYY-MM-DD."})
+    month = kpi_filter("month", metadata={"description": "A UTC month, YYYY-MM."})
     since = Timestamp(metadata={"description": "Tickets opened at or after this time."})
-    until = Timestamp(metadata={"description": "Tickets opened before this time."})
+    until = Timestamp(metadata={"description": "Tickets opened before this time; must be after since."})
     fcr_definition = choice(tuple(FCR_DEFINITIONS), load_default="default")
     repeat_window_days = fields.Float(load_default=30.0, validate=validate.Range(min=0, max=3650, min_inclusive=False))
+
+    @ma.validates_schema
+    def check_until_after_since(self, data: dict[str, Any], **kwargs: Any) -> None:
+        since, until = data.get("since"), data.get("until")
+        if since is not None and until is not None and until <= since:
+            message = f"until {until.isoformat()} is not after since {since.isoformat()}; pass an until later than since"
+            raise ma.ValidationError({"until": [message]})
 
 
 class KpiPageSchema(Schema):

@@ -73,6 +73,27 @@ def test_kpis_reject_unknown_group(client, agent):
     assert list(response.get_json()["error"]["fields"]) == ["group_by"]
 
 
+@pytest.mark.parametrize(
+    ("query", "field", "message"),
+    [
+        ({"since": "2024-03-02T00:00:00+00:00", "until": "2024-03-01T00:00:00+00:00"}, "until",
+         "until 2024-03-01T00:00:00+00:00 is not after since 2024-03-02T00:00:00+00:00; pass an until later than since"),
+        ({"since": "2024-03-01T00:00:00+00:00", "until": "2024-03-01T00:00:00+00:00"}, "until",
+         "until 2024-03-01T00:00:00+00:00 is not after since 2024-03-01T00:00:00+00:00; pass an until later than since"),
+        ({"month": "2016-13"}, "month", "month '2016-13' is invalid; use a UTC month such as 2024-03"),
+        ({"day": "2016-02-30"}, "day", "day '2016-02-30' is invalid; use a date such as 2024-03-04"),
+        ({"week": "2016-03-02"}, "week",
+         "week '2016-03-02' is not a Monday; name a week by the date of its Monday, such as 2024-03-04"),
+        ({"priority": "urgent"}, "priority", "priority 'urgent' is invalid; use one of critical, high, medium, low"),
+    ],
+)
+def test_kpis_reject_invalid_slice(client, agent, query, field, message):
+    response = client.get("/api/v1/kpis", query_string=query, headers=agent)
+
+    assert response.status_code == 422
+    assert response.get_json()["error"]["fields"] == {field: [message]}
+
+
 # SLA clocks.
 
 
