@@ -99,7 +99,7 @@ class KpiQueryError(ValueError):
 
 # Filter values of the dimensions with a fixed vocabulary or form. Any other
 # value matches no ticket, so it is rejected as a mistake rather than returning
-# with empty figures.
+# empty figures.
 FILTER_CHOICES = {"priority": PRIORITIES, "channel": CHANNELS}
 _DAY_FORM = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _MONTH_FORM = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
