@@ -7,7 +7,6 @@ from projections.improvements import ImprovementView
 from projections.kpis import KpiSummaryView, NpsView
 from projections.runner import View
 from projections.sla import SlaView
-from projections.ticket_list import TicketListView
 from projections.tickets import TicketFactsView
 
 
@@ -22,7 +21,6 @@ def all_views() -> list[View]:
         ImprovementView(),
         NpsView(),
         SlaView(),
-        TicketListView(),
     ]
     views.append(KpiSummaryView())
     return views

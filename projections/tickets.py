@@ -2,11 +2,13 @@
 
 ``ticket_facts`` keeps each ticket's current dimensions (channel, priority,
 category, group, agent, client) and the times and counts behind the metric
-definitions. Times are ISO 8601 text in UTC with microseconds
-(``2024-03-01T14:00:00.000000+00:00``), so text order is time order on both
-backends, and durations are calendar hours. ``ticket_backlog_changes`` has one
-row per event that moves a ticket into or out of the backlog (+1 or -1), so the
-backlog at any time is a running sum. Its ``kind`` names the event: opened,
+definitions. It also keeps the subject, the latest ``occurred_at`` of any of the
+ticket's events (``updated_at``) and the aggregate version of the last event, so
+``GET /api/v1/tickets`` lists tickets from this table. Times are ISO 8601 text
+in UTC with microseconds (``2024-03-01T14:00:00.000000+00:00``), so text order
+is time order on both backends, and durations are calendar hours.
+``ticket_backlog_changes`` has one row per event that moves a ticket into or
+out of the backlog (+1 or -1), so the backlog at any time is a running sum. Its ``kind`` names the event: opened,
 resolved, closed, reopened, rejected or status_changed.
 
 Definitions, matching the events:
@@ -43,7 +45,7 @@ FACT_COLUMNS = (
     "resolved_at", "resolution_hours", "closed_at",
     "reopen_count", "rejection_count", "reassignment_count", "escalation_count",
     "csat_score", "csat_scale", "csat_satisfied", "ces_score", "ces_scale", "made_sla",
-    "last_position",
+    "subject", "updated_at", "version", "last_position",
 )
 
 CREATE_FACTS = """
@@ -83,6 +85,9 @@ CREATE TABLE IF NOT EXISTS ticket_facts (
     ces_score INTEGER,
     ces_scale TEXT,
     made_sla INTEGER,
+    subject TEXT,
+    updated_at TEXT,
+    version INTEGER,
     last_position BIGINT NOT NULL
 )
 """
@@ -99,6 +104,8 @@ CREATE TABLE IF NOT EXISTS ticket_backlog_changes (
 
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS ticket_facts_opened ON ticket_facts (opened_at)",
+    # The ticket list pages through this order, newest change first.
+    "CREATE INDEX IF NOT EXISTS ticket_facts_updated ON ticket_facts (updated_at, ticket_id)",
     "CREATE INDEX IF NOT EXISTS ticket_backlog_changes_time ON ticket_backlog_changes (occurred_at)",
 )
 
@@ -158,18 +165,25 @@ def new_facts(ticket_id: str) -> dict[str, Any]:
     return facts
 
 
+def ticket_event_classes() -> tuple[type, ...]:
+    """Return every event class nested on ``Ticket``."""
+    return tuple(
+        value for value in vars(Ticket).values()
+        if isinstance(value, type) and issubclass(value, (Ticket.Event, Ticket.Created))
+        and value not in (Ticket.Event, Ticket.Created)
+    )
+
+
 class TicketFactsView(View):
     """One row of KPI facts per ticket, and the ticket's moves into and out of the backlog."""
 
     name = "tickets"
     tables = ("ticket_facts", "ticket_backlog_changes")
-    topics = (
-        Ticket.Opened, Ticket.IntakeDataCompleted, Ticket.Classified, Ticket.Prioritized,
-        Ticket.Assigned, Ticket.Reassigned, Ticket.AgentReplied, Ticket.ClarificationRequested,
-        Ticket.StatusChanged, Ticket.Escalated, Ticket.Resolved, Ticket.ResolutionRejected,
-        Ticket.Closed, Ticket.Reopened, Ticket.SatisfactionRated, Ticket.EffortScored,
-        Ticket.ExternalFactRecorded,
-    )
+    # Every ticket event moves updated_at and version, so the view takes them all.
+    # HANDLERS lists the events that change other facts too.
+    topics = ticket_event_classes()
+    # Version 2 added subject, updated_at, version and the ticket_facts_updated index.
+    version = 2
 
     def create(self, cursor: Cursor) -> None:
         cursor.execute(CREATE_FACTS)
@@ -187,15 +201,17 @@ class TicketFactsView(View):
             facts = rows.get(ticket_id)
             if facts is None:
                 facts = rows[ticket_id] = new_facts(ticket_id)
+            occurred_at = iso_utc(event.occurred_at)
             handler = HANDLERS.get(type(event))
-            if handler is None:
-                continue
-            change = handler(facts, event)
+            change = handler(facts, event) if handler is not None else 0
+            if facts["updated_at"] is None or occurred_at > facts["updated_at"]:
+                facts["updated_at"] = occurred_at
+            facts["version"] = event.originator_version
             facts["last_position"] = position
             changed[ticket_id] = facts
             if change:
                 kind = BACKLOG_KINDS[type(event)]
-                backlog_changes.append((position, ticket_id, iso_utc(event.occurred_at), kind, change))
+                backlog_changes.append((position, ticket_id, occurred_at, kind, change))
 
         cursor.executemany(
             UPSERT_FACTS, [tuple(facts[column] for column in FACT_COLUMNS) for facts in changed.values()]
@@ -225,6 +241,7 @@ def _opened(facts: dict[str, Any], event: Any) -> int:
     facts["opened_at"] = iso_utc(opened)
     facts["opened_epoch"] = opened.timestamp()
     facts["opened_day"], facts["opened_week"], facts["opened_month"] = period_labels(opened)
+    facts["subject"] = event.subject
     facts["channel"] = event.channel
     facts["client_account_id"] = event.client_account_id
     facts["requester_id"] = (event.requester or {}).get("id")
@@ -233,6 +250,8 @@ def _opened(facts: dict[str, Any], event: Any) -> int:
 
 
 def _intake_completed(facts: dict[str, Any], event: Any) -> int:
+    if "subject" in event.fields:
+        facts["subject"] = event.fields["subject"]
     if "client_account_id" in event.fields:
         facts["client_account_id"] = event.fields["client_account_id"]
     if "requester" in event.fields:

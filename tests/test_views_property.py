@@ -126,6 +126,10 @@ def reference_facts(ticket, events):
         "csat_satisfied": None if satisfaction is None else int(satisfaction["score"] >= 4),
         "ces_score": state["effort"]["score"] if state["effort"] else None,
         "made_sla": None if made_sla is None else int(made_sla),
+        "subject": state["subject"],
+        # Source times may go backwards, so the latest time is not always the last event's.
+        "updated_at": max(iso(e.occurred_at) for e in events),
+        "version": ticket.version,
     }
 
 
@@ -134,6 +138,7 @@ COMPARED_COLUMNS = (
     "first_response_hours", "public_reply_count", "first_resolved_at", "first_resolution_hours",
     "resolved_at", "resolution_hours", "closed_at", "reopen_count", "rejection_count",
     "reassignment_count", "escalation_count", "csat_satisfied", "ces_score", "made_sla",
+    "subject", "updated_at", "version",
 )
 
 

@@ -1,8 +1,10 @@
 """Queries of the ticket list behind ``GET /api/v1/tickets``.
 
-The rows come from :class:`projections.ticket_list.TicketListView`, which
-follows the event stream like every other view, so a ticket appears in the list
-once a projection runner has applied its events.
+The rows come from ``ticket_facts``, the table of
+:class:`projections.tickets.TicketFactsView`, which follows the event stream like
+every other view, so a ticket appears in the list once a projection runner has
+applied its events. Its index on ``(updated_at, ticket_id)`` serves the order
+and the cursor.
 """
 
 from __future__ import annotations
@@ -15,8 +17,13 @@ from typing import Any
 
 from hub.domain.errors import InvalidValueError
 from projections.db import Database
-from projections.ticket_list import COLUMNS
 from projections.tickets import iso_utc
+
+# The ticket_facts columns that the list shows or pages by.
+COLUMNS = (
+    "ticket_id", "subject", "status", "priority", "channel", "group_name", "agent",
+    "client_account_id", "opened_at", "updated_at", "version",
+)
 
 # Query parameter -> column.
 FILTER_COLUMNS = {
@@ -68,7 +75,7 @@ def query_tickets(
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     with db.transaction(readonly=True) as sql:
         sql.execute(
-            f"SELECT {', '.join(COLUMNS)} FROM api_ticket_list {where} "
+            f"SELECT {', '.join(COLUMNS)} FROM ticket_facts {where} "
             "ORDER BY updated_at DESC, ticket_id DESC LIMIT ?",
             [*params, limit + 1],
         )

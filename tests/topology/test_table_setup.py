@@ -153,4 +153,4 @@ def test_db_init_ignores_create_table_off(tmp_path):
     assert result.returncode == 0, result.stderr
     with sqlite3.connect(tmp_path / "hub.sqlite3") as connection:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"stored_events", "projection_positions", "api_ticket_list", "hub_api_tokens", "webhook_messages"} <= tables
+    assert {"stored_events", "projection_positions", "ticket_facts", "hub_api_tokens", "webhook_messages"} <= tables
