@@ -25,7 +25,7 @@ from hub.secrets import SecretBox, load_secret_box
 from hub.settings import ConfigurationError
 from hub.web.blueprint import ApiBlueprint
 from hub.web.errors import ApiError
-from hub.web.fields import Timestamp
+from hub.web.fields import JsonBoolean, Timestamp
 from hub.web.paging import page_of
 from hub.web.schemas import MAX_PAGE_SIZE, Schema
 from hub.web.services import EXTENSION_NAME, Services, services
@@ -70,7 +70,7 @@ class EndpointUpdateSchema(Schema):
         fields.String(validate=validate.Length(min=1, max=100)), validate=validate.Length(min=1, max=100)
     )
     description = fields.String(validate=validate.Length(max=MAX_DESCRIPTION_LENGTH))
-    enabled = fields.Boolean(metadata={"description": "false disables deliveries and cancels queued ones."})
+    enabled = JsonBoolean(metadata={"description": "false disables deliveries and cancels queued ones."})
 
 
 class ReplaySchema(Schema):

@@ -41,6 +41,41 @@ class Timestamp(ma.fields.AwareDateTime):
         return super()._serialize(value, attr, obj, **kwargs)
 
 
+class JsonBoolean(ma.fields.Boolean):
+    """A JSON ``true`` or ``false`` in a request body.
+
+    The built-in field also reads "yes", "1", 1 and 1.0, and its truthy sets
+    cannot exclude numbers, because ``1 == True`` in Python.
+    """
+
+    default_error_messages = {"invalid": "Not a JSON boolean; send true or false."}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if value is True or value is False:
+            return value
+        raise self.make_error("invalid")
+
+
+class JsonInteger(ma.fields.Integer):
+    """A JSON integer in a request body: "1", 1.0 and true are rejected."""
+
+    default_error_messages = {"invalid": "Not a JSON integer; send a whole number without quotes or a decimal point."}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+
+class JsonNumber(ma.fields.Float):
+    """A JSON number in a request body: strings such as "1.5" and booleans are rejected."""
+
+    default_error_messages = {"invalid": "Not a JSON number; send a number without quotes."}
+
+    def _validated(self, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
+
 class SatisfactionScore(ma.fields.Field):
     """A CSAT score: a whole number on the 1-5 scale, or "good" / "bad" on the good_bad scale."""
 

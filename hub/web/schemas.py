@@ -2,7 +2,9 @@
 
 Request schemas reject unknown fields. They check shapes and vocabularies at
 the edge; the aggregates still enforce every business rule, and their
-InvalidValueError becomes a 422 naming the field.
+InvalidValueError becomes a 422 naming the field. Body fields take JSON types
+as they are (``JsonBoolean``, ``JsonInteger``, ``JsonNumber``), while
+query-string fields, which arrive as text, are converted.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from hub.domain.vocabulary import (
     SLA_TARGETS,
     STATUSES,
 )
-from hub.web.fields import AnyJson, SatisfactionScore, Timestamp
+from hub.web.fields import AnyJson, JsonBoolean, JsonInteger, JsonNumber, SatisfactionScore, Timestamp
 from projections.kpis import DIMENSIONS as KPI_DIMENSIONS
 from projections.kpis import FCR_DEFINITIONS, FILTER_CHOICES, KpiQueryError, check_filter_value
 from projections.sla_engine import STATES as SLA_STATES
@@ -215,7 +217,7 @@ class AssignSchema(WriteSchema):
 
 class ReplySchema(WriteSchema):
     body = text(LONG_TEXT, required=True)
-    public = fields.Boolean(
+    public = JsonBoolean(
         load_default=True,
         metadata={"description": "false records an internal note instead of a public reply."},
     )
@@ -223,7 +225,7 @@ class ReplySchema(WriteSchema):
 
 class NoteSchema(WriteSchema):
     body = text(LONG_TEXT, required=True)
-    public = fields.Boolean(
+    public = JsonBoolean(
         load_default=False,
         metadata={"description": "true records a note the requester can see but that was not sent."},
     )
@@ -241,7 +243,7 @@ class StatusSchema(WriteSchema):
 
 
 class EscalateSchema(WriteSchema):
-    level = fields.Integer(required=True, validate=validate.OneOf(ESCALATION_LEVELS))
+    level = JsonInteger(required=True, validate=validate.OneOf(ESCALATION_LEVELS))
     reason = text(2000, required=True)
     owner = short_text(required=True)
     promised_by = Timestamp(required=True, metadata={"description": "When the next update is promised."})
@@ -249,7 +251,7 @@ class EscalateSchema(WriteSchema):
 
 class EscalationUpdateSchema(WriteSchema):
     note = text(TEXT, required=True)
-    level = fields.Integer(validate=validate.OneOf(ESCALATION_LEVELS))
+    level = JsonInteger(validate=validate.OneOf(ESCALATION_LEVELS))
     owner = short_text()
     promised_by = Timestamp()
 
@@ -266,7 +268,7 @@ class ResolveSchema(WriteSchema):
 
 
 class ValidateSchema(WriteSchema):
-    confirmed = fields.Boolean(
+    confirmed = JsonBoolean(
         required=True, metadata={"description": "true confirms the resolution, false rejects it and reopens work."}
     )
     note = optional_text(TEXT, metadata={"description": "Note for a confirmation."})
@@ -293,7 +295,7 @@ class SatisfactionSchema(WriteSchema):
 
 
 class EffortSchema(WriteSchema):
-    score = fields.Integer(required=True, validate=validate.Range(min=1, max=7))
+    score = JsonInteger(required=True, validate=validate.Range(min=1, max=7))
     scale = choice(tuple(CES_SCALES), load_default="1-7")
 
 
@@ -483,7 +485,7 @@ class ContactSchema(WriteSchema):
 
 
 class NpsSchema(WriteSchema):
-    score = fields.Integer(required=True, validate=validate.Range(min=0, max=10))
+    score = JsonInteger(required=True, validate=validate.Range(min=0, max=10))
     contact_id = optional_text(SHORT_TEXT)
     comment = optional_text(TEXT)
 
@@ -535,7 +537,7 @@ class CorrectiveActionSchema(WriteSchema):
 
 class OutcomeSchema(WriteSchema):
     observation = text(TEXT, required=True)
-    recurrences = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1_000_000))
+    recurrences = JsonInteger(load_default=0, validate=validate.Range(min=0, max=1_000_000))
 
 
 class ProblemCloseSchema(WriteSchema):
@@ -584,8 +586,8 @@ class ImprovementFiltersSchema(Schema):
 class ImprovementCreateSchema(WriteSchema):
     title = text(500, required=True)
     kpi = short_text(required=True, metadata={"description": "The KPI the change should move, such as frt_p50."})
-    baseline = fields.Float(required=True)
-    target = fields.Float(required=True)
+    baseline = JsonNumber(required=True)
+    target = JsonNumber(required=True)
     filters = fields.Nested(ImprovementFiltersSchema, load_default=dict)
 
 
@@ -594,7 +596,7 @@ class ImprovementDoSchema(WriteSchema):
 
 
 class ImprovementCheckSchema(WriteSchema):
-    measured = fields.Float(required=True)
+    measured = JsonNumber(required=True)
     window_start = Timestamp(required=True)
     window_end = Timestamp(required=True)
 
@@ -666,9 +668,9 @@ class ArticleSchema(Schema):
 
 
 class TargetMinutesSchema(Schema):
-    first_response = fields.Float(allow_none=True, validate=validate.Range(min=0, min_inclusive=False))
-    next_reply = fields.Float(allow_none=True, validate=validate.Range(min=0, min_inclusive=False))
-    resolution = fields.Float(allow_none=True, validate=validate.Range(min=0, min_inclusive=False))
+    first_response = JsonNumber(allow_none=True, validate=validate.Range(min=0, min_inclusive=False))
+    next_reply = JsonNumber(allow_none=True, validate=validate.Range(min=0, min_inclusive=False))
+    resolution = JsonNumber(allow_none=True, validate=validate.Range(min=0, min_inclusive=False))
 
 
 class CalendarSchema(Schema):
@@ -706,8 +708,8 @@ class SlaPolicyTermsSchema(WriteSchema):
         keys=choice(SLA_TARGETS),
         values=fields.List(choice(OPEN_STATUSES), validate=validate.Length(max=len(OPEN_STATUSES))),
     )
-    public_notes_count_as_response = fields.Boolean()
-    at_risk_ratio = fields.Float(validate=validate.Range(min=0, max=1, min_inclusive=False, max_inclusive=False))
+    public_notes_count_as_response = JsonBoolean()
+    at_risk_ratio = JsonNumber(validate=validate.Range(min=0, max=1, min_inclusive=False, max_inclusive=False))
 
 
 class SlaPolicyCreateSchema(SlaPolicyTermsSchema):

@@ -209,3 +209,42 @@ def test_kpi_period_filter_of_non_ascii_digits_is_422(client, admin, name):
 
     assert_error_shape(response, 422, "validation_failed")
     assert list(response.get_json()["error"]["fields"]) == [name]
+
+
+# Body fields take JSON types as sent; query-string fields arrive as text and are converted.
+SOME_ID = "7b0c0d5e-5d4f-4b2f-9d3c-2f0d9b6f1a01"
+ESCALATION = {"reason": "VIP", "owner": "lead", "promised_by": "2024-03-01T12:00:00+00:00"}
+LOOSE_BODIES = [
+    ("tickets/{ticket}/escalations", {**ESCALATION, "level": "1"}, "level"),
+    ("tickets/{ticket}/escalations", {**ESCALATION, "level": 1.0}, "level"),
+    ("tickets/{ticket}/escalations", {**ESCALATION, "level": True}, "level"),
+    ("tickets/{ticket}/replies", {"body": "Fixed?", "public": 1}, "public"),
+    ("tickets/{ticket}/replies", {"body": "Fixed?", "public": "true"}, "public"),
+    ("tickets/{ticket}/notes", {"body": "Seen", "public": "yes"}, "public"),
+    ("tickets/{ticket}/validate", {"confirmed": 1}, "confirmed"),
+    ("tickets/{ticket}/effort", {"score": "5"}, "score"),
+    (f"client-accounts/{SOME_ID}/nps-responses", {"score": 9.0}, "score"),
+    (f"problems/{SOME_ID}/outcomes", {"observation": "Quiet", "recurrences": "0"}, "recurrences"),
+    ("improvements", {"title": "t", "kpi": "csat", "baseline": "0.7", "target": 0.8}, "baseline"),
+    (f"improvements/{SOME_ID}/check", {
+        "measured": True, "window_start": "2024-03-01T00:00:00+00:00", "window_end": "2024-04-01T00:00:00+00:00",
+    }, "measured"),
+    ("sla-policies", {"name": "Standard", "targets": {"high": {"resolution": "240"}}}, "targets"),
+    ("sla-policies", {"name": "Standard", "targets": {}, "at_risk_ratio": "0.5"}, "at_risk_ratio"),
+    ("sla-policies", {"name": "Standard", "targets": {}, "public_notes_count_as_response": "no"},
+     "public_notes_count_as_response"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "field"), LOOSE_BODIES)
+def test_body_value_of_wrong_json_type_is_422(client, admin, ticket, path, body, field):
+    response = client.post(f"/api/v1/{path.format(ticket=ticket['id'])}", json=body, headers=admin)
+
+    assert_error_shape(response, 422, "validation_failed")
+    assert list(response.get_json()["error"]["fields"])[0].split(".")[0] == field
+
+
+def test_query_integer_and_boolean_are_read_from_text(client, admin):
+    response = client.get("/api/v1/escalations?level=1&overdue=true&limit=5", headers=admin)
+
+    assert response.status_code == 200

@@ -189,6 +189,18 @@ def test_patch_changes_settings_and_disables(client, admin):
     assert listed[0]["enabled"] is False
 
 
+@pytest.mark.parametrize("enabled", ["yes", "false", 0, 1])
+def test_patch_enabled_takes_only_json_booleans(client, admin, enabled):
+    created = subscribe(client, admin, "http://127.0.0.1:9/hooks")
+
+    response = client.patch(f"/api/v1/webhooks/{created['id']}", json={"enabled": enabled}, headers=admin)
+
+    assert response.status_code == 422
+    assert response.get_json()["error"]["fields"] == {"enabled": ["Not a JSON boolean; send true or false."]}
+    listed = client.get("/api/v1/webhooks", headers=admin).get_json()["items"]
+    assert listed[0]["enabled"] is True
+
+
 def test_patch_with_a_stale_version_fails(client, admin):
     created = subscribe(client, admin, "http://127.0.0.1:9/hooks")
 
