@@ -106,32 +106,60 @@ def error_response(
     return response
 
 
-def flatten_messages(messages: Any) -> dict[str, list[str]]:
+def flatten_messages(messages: Any, schema: ma.Schema | None = None) -> dict[str, list[str]]:
     """Turn marshmallow's nested messages into ``{"dotted.field": [messages]}``.
 
     Webargs nests messages under the request location ("json", "query", ...);
     the location is dropped, and a message about the whole body is filed under "body".
+    marshmallow files the messages of a ``Dict`` field's entry under "key" and
+    "value"; with the request ``schema`` to tell such fields apart, the path
+    names the entry only, as in ``targets.high.first_response``.
     """
     flat: dict[str, list[str]] = {}
 
-    def walk(value: Any, name: str, top: bool) -> None:
+    def walk(value: Any, name: str, top: bool, node: Any) -> None:
         if isinstance(value, Mapping):
             for key, item in value.items():
                 key = str(key)
+                path = f"{name}.{key}" if name else key
                 if top and key in LOCATIONS:
-                    walk(item, "", False)
+                    walk(item, "", False, node)
                 elif key == "_schema":
-                    walk(item, name, False)
+                    walk(item, name, False, None)
+                elif isinstance(node, ma.fields.Dict) and isinstance(item, Mapping):
+                    walk_dict_entry(item, path, node)
                 else:
-                    walk(item, f"{name}.{key}" if name else key, False)
+                    walk(item, path, False, child_of(node, key))
         elif isinstance(value, (list, tuple)):
             for item in value:
-                walk(item, name, False)
+                walk(item, name, False, node)
         else:
             flat.setdefault(name or "body", []).append(str(value))
 
-    walk(messages, "", True)
+    def walk_dict_entry(entry: Mapping[Any, Any], path: str, field: ma.fields.Dict) -> None:
+        for part, item in entry.items():
+            if part == "key":
+                walk(item, path, False, None)
+            elif part == "value":
+                walk(item, path, False, field.value_field)
+            else:
+                walk(item, f"{path}.{part}", False, None)
+
+    walk(messages, "", True, schema)
     return flat
+
+
+def child_of(node: Any, key: str) -> Any:
+    """Return the field of ``node`` (a schema or a field) that messages under ``key`` are about, or None."""
+    if isinstance(node, ma.fields.Nested):
+        node = node.schema
+    if isinstance(node, ma.fields.List):
+        return node.inner
+    if isinstance(node, ma.Schema):
+        for field_name, field in node.fields.items():
+            if (field.data_key or field_name) == key:
+                return field
+    return None
 
 
 def validation_message(fields: Mapping[str, list[str]]) -> str:
@@ -150,7 +178,8 @@ def handle_http_exception(error: HTTPException) -> Response:
     fields: dict[str, list[str]] = {}
     headers: dict[str, str] = {}
     if "messages" in data:
-        fields = flatten_messages(data["messages"])
+        schema = data.get("schema")
+        fields = flatten_messages(data["messages"], schema if isinstance(schema, ma.Schema) else None)
     if isinstance(data.get("headers"), Mapping):
         headers.update(data["headers"])
     if status == 405 and getattr(error, "valid_methods", None):

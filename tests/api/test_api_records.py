@@ -60,8 +60,12 @@ def test_empty_policy_revision_is_rejected(client, admin):
 @pytest.mark.parametrize(
     ("terms", "field"),
     [
-        ({"targets": {"urgent": {"resolution": 60}}}, "targets.urgent.key"),
-        ({"targets": {"high": {"resolution": -5}}}, "targets.high.value.resolution"),
+        # Entries of a mapping are named by their key alone, without marshmallow's "key" and "value" parts.
+        ({"targets": {"urgent": {"resolution": 60}}}, "targets.urgent"),
+        ({"targets": {"high": {"resolution": -5}}}, "targets.high.resolution"),
+        ({"targets": {}, "calendar": {"timezone": "UTC", "hours": {"funday": [["08:00", "18:00"]]}}}, "calendar.hours.funday"),
+        ({"targets": {}, "calendar": {"timezone": "UTC", "hours": {"mon": [["8:00", "18:00"]]}}}, "calendar.hours.mon.0.0"),
+        ({"targets": {}, "pause_statuses": {"resolution": ["closed"]}}, "pause_statuses.resolution.0"),
         ({"targets": {"high": {"resolution": 60}}, "calendar": {"timezone": "Mars/Base", "hours": {"mon": [["08:00", "18:00"]]}}}, "calendar.timezone"),
         ({"targets": {"high": {"resolution": 60}}, "calendar": {"timezone": "UTC", "hours": {"mon": [["18:00", "08:00"]]}}}, "calendar.hours.mon"),
         ({"targets": {"high": {"resolution": 60}}, "at_risk_ratio": 1.5}, "at_risk_ratio"),
