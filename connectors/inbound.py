@@ -392,6 +392,7 @@ class PageWriter:
         return aggregate
 
     def _context(self, origin: Origin, external_id: str, *, integration: bool = False) -> Context:
+        # The actor is often the tool's agent, so the connection that wrote the change goes beside it.
         return Context(
             actor_kind="integration" if integration else origin.actor_kind,
             actor_id=self.settings.integration_actor if integration else origin.actor_id,
@@ -399,6 +400,7 @@ class PageWriter:
             occurred_at=origin.occurred_at,
             external_id=external_id,
             external_event_id=origin.key,
+            recorded_by=self.settings.integration_actor,
         )
 
     def _unsupported(self, ticket: Ticket, field: str, change: FieldChange) -> None:

@@ -90,6 +90,19 @@ def test_intake_records_explicit_actor(client, agent):
     assert events[0]["actor"] == {"kind": "requester", "id": "req-7"}
 
 
+def test_explicit_system_actor_keeps_token_in_source(client, tokens):
+    headers = bearer(tokens["integration"])
+    ticket = open_ticket(client, headers, actor={"kind": "system", "id": "ceo"})
+
+    events = client.get(f"{TICKETS}/{ticket['id']}/events", headers=headers).get_json()["items"]
+
+    assert events[0]["actor"] == {"kind": "system", "id": "ceo"}
+    assert events[0]["source"] == {
+        "name": "api", "external_id": None, "external_event_id": None, "recorded_by": TOKEN_NAMES["integration"],
+    }
+    assert tokens["integration"] not in str(events)
+
+
 def test_intake_rejects_naive_occurred_at(client, agent):
     response = client.post(TICKETS, json={"subject": "x", "occurred_at": "2024-03-01T10:00:00"}, headers=agent)
 

@@ -67,7 +67,9 @@ def test_tool_value_applied_when_hub_unchanged(hub_app):
     history = hub_app.history(Ticket, TICKET_ID)
     assert history[-1]["type"] == "ticket.status_changed"
     assert history[-1]["data"] == {"status": "open", "previous": "new"}
-    assert history[-1]["source"] == {"name": SOURCE, "external_id": "501", "external_event_id": "a:1"}
+    assert history[-1]["source"] == {
+        "name": SOURCE, "external_id": "501", "external_event_id": "a:1", "recorded_by": "connection:conn-1",
+    }
 
 
 def test_conflict_tool_wins_by_default(hub_app):
