@@ -8,7 +8,8 @@ The tables:
 
 - ``sla_policy_revisions``: every revision of every SLA policy with its full
   terms and the instant it came into force, so an auditor can see which
-  revision measured a ticket.
+  revision measured a ticket. ``invalid_reason`` says why the clocks cannot use
+  a revision (its calendar is invalid); tickets it governs get no clocks.
 - ``sla_tickets``: per ticket, the policy revision that governs it (none when
   the ticket was opened before any policy existed) and the state the engine
   needs between events.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -45,6 +47,8 @@ from projections.sla_engine import (
     TicketSla,
 )
 
+logger = logging.getLogger(__name__)
+
 UTC = timezone.utc
 
 # SQLite accepts up to 32766 parameters per statement since 3.32; stay well below.
@@ -60,6 +64,7 @@ NO_DUE_TIME = "9999-12-31T23:59:59.999999+00:00"
 POLICY_COLUMNS = (
     "policy_id", "revision", "name", "targets", "calendar", "pause_statuses",
     "public_notes_count_as_response", "at_risk_ratio", "defined_at", "effective_at", "position",
+    "invalid_reason",
 )
 
 TICKET_COLUMNS = (
@@ -91,6 +96,7 @@ CREATE_STATEMENTS = (
         defined_at TEXT NOT NULL,
         effective_at TEXT NOT NULL,
         position BIGINT NOT NULL,
+        invalid_reason TEXT,
         PRIMARY KEY (policy_id, revision)
     )
     """,
@@ -339,6 +345,8 @@ class SlaView(View):
     """SLA clocks per ticket, target and cycle, and the policy revisions that set them."""
 
     name = "sla"
+    # Version 2 added sla_policy_revisions.invalid_reason.
+    version = 2
     tables = ("sla_targets", "sla_tickets", "sla_policy_revisions")
     topics = (
         SlaPolicy.Defined,
@@ -400,15 +408,22 @@ class SlaView(View):
             "public_notes_count_as_response": event.public_notes_count_as_response,
             "at_risk_ratio": event.at_risk_ratio,
         }
-        book.add(
+        entry = book.add(
             policy_id=policy_id, revision=revision, terms=terms,
             defined_at=defined_at, effective_at=event.occurred_at,
         )
+        if not entry.usable:
+            logger.error(
+                "SLA policy %s revision %d is unusable and measures no ticket (position %d): %s; "
+                "revise the policy with a valid calendar",
+                policy_id, revision, position, entry.invalid_reason,
+            )
         return (
             policy_id, revision, event.name, json.dumps(event.targets, sort_keys=True),
             json.dumps(event.calendar, sort_keys=True) if event.calendar is not None else None,
             json.dumps(event.pause_statuses, sort_keys=True), int(event.public_notes_count_as_response),
             float(event.at_risk_ratio), iso_utc(defined_at), iso_utc(event.occurred_at), position,
+            entry.invalid_reason,
         )
 
     @staticmethod

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from projections.calendar import BusinessCalendar
+from projections.calendar import BusinessCalendar, CalendarError
 
 __all__ = [
     "DEFAULT_PRIORITY",
@@ -69,6 +69,9 @@ DEFAULT_PRIORITY = "medium"
 # ticket waits on the requester's confirmation, not on an agent.
 RESPONSE_PAUSE_STATUSES = frozenset({"resolved"})
 
+# The calendar of an unusable policy revision, which the engine never measures with.
+UNUSED_CALENDAR = BusinessCalendar(None)
+
 # One status change: (when, new status).
 StatusEntry = tuple[datetime, str]
 # The fields of a ticket event.
@@ -77,7 +80,14 @@ EventData = dict[str, Any]
 
 @dataclass(frozen=True)
 class PolicyRevision:
-    """The terms of one revision of an SLA policy and when it came into force."""
+    """The terms of one revision of an SLA policy and when it came into force.
+
+    A revision whose terms the clocks cannot use (a calendar that
+    ``BusinessCalendar.from_dict`` rejects, stored before the domain checked
+    calendars) has ``invalid_reason`` set. It still governs the tickets opened
+    while it is in force, so their rows name it, but the engine starts no clock
+    under it and its ``calendar`` is a 24x7 stand-in that nothing reads.
+    """
 
     policy_id: str
     revision: int
@@ -90,6 +100,11 @@ class PolicyRevision:
     defined_at: datetime
     effective_at: datetime
     calendar: BusinessCalendar = field(compare=False, repr=False)
+    invalid_reason: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.invalid_reason is None
 
     def target_minutes(self, priority: str | None, target: str) -> float | None:
         per_target = self.targets.get(priority or DEFAULT_PRIORITY) or {}
@@ -146,7 +161,18 @@ class PolicyBook:
         defined_at: datetime,
         effective_at: datetime,
     ) -> PolicyRevision:
-        """Add one revision; ``terms`` are the fields of a Defined or Revised event."""
+        """Add one revision; ``terms`` are the fields of a Defined or Revised event.
+
+        A calendar that ``BusinessCalendar.from_dict`` rejects makes the revision
+        unusable (see :class:`PolicyRevision`) rather than raising, because the
+        events that hold it are already stored.
+        """
+        invalid_reason = None
+        try:
+            calendar = self.calendar_for(terms["calendar"])
+        except CalendarError as error:
+            invalid_reason = str(error)
+            calendar = UNUSED_CALENDAR
         entry = PolicyRevision(
             policy_id=policy_id,
             revision=revision,
@@ -158,7 +184,8 @@ class PolicyBook:
             at_risk_ratio=float(terms["at_risk_ratio"]),
             defined_at=defined_at,
             effective_at=effective_at,
-            calendar=self.calendar_for(terms["calendar"]),
+            calendar=calendar,
+            invalid_reason=invalid_reason,
         )
         revisions = self._revisions.setdefault(policy_id, [])
         revisions.append(entry)
@@ -468,7 +495,7 @@ class SlaEngine:
             resolution_started_at=opened_at,
             last_event_at=opened_at,
         )
-        if policy is not None:
+        if policy is not None and policy.usable:
             self._start(ticket, policy, "first_response", opened_at)
             self._start(ticket, policy, "resolution", opened_at)
         return ticket
@@ -482,7 +509,7 @@ class SlaEngine:
         if ticket.policy_id is None or ticket.policy_revision is None:
             return
         policy = self.policies.get(ticket.policy_id, ticket.policy_revision)
-        if policy is None:
+        if policy is None or not policy.usable:
             return
 
         handler = _HANDLERS.get(kind)

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -366,3 +366,54 @@ def test_cli_rejects_unknown_state(store_with_ticket) -> None:
 
     assert result.returncode == 2
     assert "invalid choice: 'late'" in result.stderr
+
+
+# Policies the clocks cannot use
+
+
+# Two intervals on Monday that overlap: the domain accepted them before it
+# checked calendars with BusinessCalendar.from_dict, which rejects them.
+OVERLAPPING_HOURS = {"timezone": "UTC", "hours": {"mon": [["08:00", "12:00"], ["10:00", "14:00"]]}}
+
+
+def save_unchecked_policy(app: HubApplication, moment: datetime, calendar: dict[str, Any]) -> UUID:
+    """Record a Defined event with terms the domain would reject today, as older stores may hold."""
+    policy = SlaPolicy._create(
+        SlaPolicy.Defined, id=uuid4(), **as_agent(moment).event_fields(),
+        name="Overlapping", targets={"medium": {"first_response": 60}}, calendar=calendar,
+        pause_statuses={}, public_notes_count_as_response=False, at_risk_ratio=0.75,
+    )
+    app.save(policy)
+    return policy.id
+
+
+def test_unusable_calendar_measures_no_ticket(
+    app: HubApplication, runner: ProjectionRunner, caplog: pytest.LogCaptureFixture
+) -> None:
+    policy_id = save_unchecked_policy(app, utc(1, 0, 0), OVERLAPPING_HOURS)
+    ticket_id = open_ticket(app, utc(4, 9, 0))
+    run(app, ticket_id, "reply", as_agent(utc(4, 9, 30)), body="Looking")
+
+    with caplog.at_level("ERROR", logger="projections.sla"):
+        runner.catch_up()
+
+    (revision,) = policy_revisions(runner.db, policy_id)
+    assert revision["invalid_reason"] == "hours['mon'][1] overlaps hours['mon'][0]; merge overlapping intervals into one"
+    summary = sla_ticket(runner.db, ticket_id)
+    assert summary["policy_id"] == str(policy_id)
+    assert summary["policy_revision"] == 1
+    assert sla_rows(runner.db, ticket_id=ticket_id, now=utc(4, 12, 0))["items"] == []
+    assert f"SLA policy {policy_id.hex} revision 1 is unusable" in caplog.text
+
+
+def test_views_keep_running_after_unusable_calendar(app: HubApplication, runner: ProjectionRunner) -> None:
+    save_unchecked_policy(app, utc(1, 0, 0), OVERLAPPING_HOURS)
+    runner.catch_up()
+    policy_id = define_policy(app, moment=utc(2, 0, 0), targets={"medium": {"first_response": 60}})
+    ticket_id = open_ticket(app, utc(4, 9, 0))
+
+    runner.catch_up()
+
+    assert sla_ticket(runner.db, ticket_id)["policy_id"] == str(policy_id)
+    rows = rows_by_target(runner.db, ticket_id, now=utc(4, 9, 30))
+    assert rows[("first_response", 1)]["due_at"] == "2024-03-04T10:00:00.000000+00:00"
