@@ -35,8 +35,9 @@ logger = logging.getLogger(__name__)
 TAggregate = TypeVar("TAggregate", bound=ServiceAggregate)
 
 # How many times a command is re-run on fresh state after losing a race with
-# another writer, when the caller did not ask for a specific version, and the
-# longest random pause before a re-run (it spreads writers that collided apart).
+# another writer, when the caller did not request a specific version. Each
+# re-run waits a random pause of up to CONFLICT_BACKOFF_SECONDS times the
+# attempt number, which spreads the colliding writers apart.
 CONFLICT_RETRIES = 20
 CONFLICT_BACKOFF_SECONDS = 0.02
 
@@ -270,9 +271,9 @@ def create_application(settings: Settings | None = None, **env: str) -> HubAppli
     settings = settings or load_settings()
     ensure_sqlite_folder(settings)
     logger.info("Opening the %s event store at %s", settings.store, settings.masked_database_url())
-    # The library reads "<APP NAME>_<KEY>" settings from the environment, so it
+    # The library reads "<APP NAME>_<KEY>" settings from the environment. It
     # would take HUB_CIPHER_KEY, the key for field-level secrets, as a key for
-    # encrypting every event; an explicit empty value keeps it from doing so.
+    # encrypting every event, so an explicit empty value keeps it from doing so.
     # HUB_CREATE_TABLE is passed on as parsed, so that settings loaded from a
     # mapping other than os.environ decide it too.
     library_env = {

@@ -1,8 +1,8 @@
 """Encryption of secrets at rest: connector credentials and webhook signing secrets.
 
 Secrets are encrypted field by field with the ``eventsourcing`` library's AES-GCM
-cipher before they go into an event, so the event store never holds them in clear
-text while the rest of each event stays readable for audits and analysts.
+cipher before they go into an event. The event store therefore never stores them in
+clear text, and the rest of each event stays readable for audits and analysts.
 
 The key comes from ``HUB_CIPHER_KEY`` (base64 of 16, 24 or 32 bytes; ``hub keys
 generate`` prints one). In the embedded mode (a SQLite file store) without that

@@ -4,7 +4,7 @@
 settings of the ``eventsourcing`` library:
 
 - ``sqlite:///var/hub.sqlite3`` (the default): a file relative to the working
-  directory, created on first use; ``sqlite:////srv/hub.sqlite3`` is absolute;
+  directory, created on first use. ``sqlite:////srv/hub.sqlite3`` is absolute.
   ``sqlite:///:memory:`` is a private in-memory store shared by this process's
   threads.
 - ``postgresql://user[:password]@host[:port]/dbname``: PostgreSQL.

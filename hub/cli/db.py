@@ -88,7 +88,7 @@ def copy_events(source: Any, target: Any, page_size: int = COPY_PAGE_SIZE) -> tu
     already = _count_events(target)
     start = _position_after(source, already)
     if already:
-        logger.info("Target already holds %d events; resuming the copy after source position %d", already, start)
+        logger.info("Target already contains %d events; resuming the copy after source position %d", already, start)
     copied = 0
     while True:
         notifications = source.recorder.select_notifications(start=start, limit=page_size, inclusive_of_start=False)

@@ -1,9 +1,9 @@
 """``hub run``: the main job on the embedded store.
 
-It imports the bundled ServiceNow incident log into an empty store (or finishes an
-interrupted import of it), brings the views up to date, issues a sign-in token and
-serves the API and the dashboard with the projections, webhook deliveries and
-scheduled jobs running in the same process.
+It imports the bundled ServiceNow incident log into an empty store, or finishes an
+interrupted import of it. Then it brings the views up to date, issues a sign-in
+token and serves the API and the dashboard. The projections, webhook deliveries
+and scheduled jobs run in the same process.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from hub.settings import load_settings
 
 logger = logging.getLogger(__name__)
 
-# The first incident of the bundled log: when its ticket exists, the store holds
-# (part of) that log, so running the idempotent import again completes it.
+# The first incident of the bundled log. When its ticket exists, the store contains
+# that log or part of it, so running the idempotent import again completes it.
 FIRST_BUNDLED_INCIDENT = "INC0000045"
 
 # The name of the admin token each run prints; a new run revokes the previous one.

@@ -7,7 +7,7 @@ Every event carries three facts beside the library's recording timestamp:
 - ``actor``: ``{"kind": "agent" | "requester" | "system" | "integration", "id": ...}``,
 - ``source``: ``{"name": channel or connector, "external_id": ..., "external_event_id": ...}``.
 
-An auditor can therefore answer who, when and from where for every change.
+An auditor can therefore tell who made every change, when and from where.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ def external_uuid(kind: str, source: str, external_id: str) -> uuid.UUID:
 
 
 # Clocks of connected tools drift, so a change may claim to have happened a
-# little after the hub's "now"; a day covers that without admitting typos.
-# Writers that take times from outside (the HTTP API) check it with
-# check_not_in_future; scheduled jobs with their own clocks do not.
+# little after the hub's "now". A day covers that without admitting typos.
+# Writers that take times from outside (the HTTP API) call check_not_in_future,
+# but scheduled jobs that run on clocks of their own do not.
 MAX_FUTURE_SKEW = timedelta(days=1)
 EARLIEST_OCCURRED_AT = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -61,7 +61,7 @@ def require_aware(name: str, value: datetime) -> datetime:
 
 @dataclass(frozen=True)
 class Context:
-    """Who issued a command, when it happened at the source, and where it came from."""
+    """The actor, the source and the source time of one command."""
 
     actor_kind: str = "system"
     actor_id: str = "hub"

@@ -10,7 +10,7 @@ from hub.domain.base import Context, ServiceAggregate, external_uuid, require_aw
 from hub.domain.errors import InvalidValueError
 from hub.domain.vocabulary import require_choice
 
-# What each cadence reviews; the figures come from the KPI and SLA views.
+# The subject of each cadence's review. The figures come from the KPI and SLA views.
 CADENCES = {
     "daily": "incoming requests and SLA targets at risk",
     "weekly": "recurring issues and a quality-audit sample",
@@ -20,7 +20,7 @@ CADENCES = {
 
 
 def report_id(cadence: str, period_start: datetime) -> UUID:
-    """One report per cadence and period, whichever process generates it."""
+    """Derive the report id from the cadence and period, so every process derives the same one."""
     return external_uuid("report", cadence, period_start.isoformat())
 
 

@@ -15,7 +15,7 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _CLOCK_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
-# Unless a policy says otherwise, waiting on the requester or a third party pauses
+# Unless a policy states otherwise, waiting on the requester or a third party pauses
 # the resolution and next-reply clocks; the first-response clock always runs.
 DEFAULT_PAUSE_STATUSES = {
     "first_response": [],
