@@ -14,6 +14,7 @@ deployments must set the key, because their processes run on several machines.
 from __future__ import annotations
 
 import base64
+import binascii
 import logging
 import os
 from pathlib import Path
@@ -27,12 +28,15 @@ logger = logging.getLogger(__name__)
 
 KEY_FILE_NAME = "hub-cipher.key"
 KEY_BYTES = 32
+# AES takes keys of these lengths.
+ALLOWED_KEY_BYTES = (16, 24, 32)
 
 
 class SecretBox:
     """Encrypts and decrypts short secrets as base64 text that fits in an event."""
 
     def __init__(self, key: str) -> None:
+        check_key(key)
         try:
             self._cipher = AESCipher(Environment(env={"CIPHER_KEY": key}))
         except (ValueError, TypeError) as error:
@@ -47,6 +51,23 @@ class SecretBox:
 
     def __repr__(self) -> str:
         return "SecretBox(<key hidden>)"
+
+
+def check_key(key: str) -> None:
+    """Raise ConfigurationError unless ``key`` is base64 of 16, 24 or 32 bytes; the message never shows the key."""
+    try:
+        # Decoded as the library's AESCipher decodes it, so every key it takes passes.
+        length: int | None = len(base64.b64decode(key.encode("utf-8")))
+    except (binascii.Error, ValueError):
+        length = None
+    if length in ALLOWED_KEY_BYTES:
+        return
+    problem = "is not valid base64" if length is None else f"decodes to {length} bytes"
+    msg = (
+        f"HUB_CIPHER_KEY is invalid: it {problem}, and AES needs base64 of 16, 24 or 32 bytes; "
+        "generate one with 'hub keys generate'"
+    )
+    raise ConfigurationError(msg)
 
 
 def generate_key() -> str:

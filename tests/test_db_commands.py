@@ -129,6 +129,60 @@ def test_config_check_fails_on_bad_setting():
     assert result.stderr.strip() == "hub config: error: HUB_CONNECTORS_ALLOW_PRIVATE 'perhaps' is invalid; use 1 or 0"
 
 
+# base64 of 20 bytes, which AES does not take, and a text that is not base64.
+TWENTY_BYTE_KEY = "MDEyMzQ1Njc4OTAxMjM0NTY3ODk="
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [(TWENTY_BYTE_KEY, "it decodes to 20 bytes"), ("not-a-key", "it is not valid base64")],
+)
+def test_config_check_rejects_bad_cipher_key(key, problem):
+    result = hub("config", "check", env={"HUB_CIPHER_KEY": key})
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"hub config: error: HUB_CIPHER_KEY is invalid: {problem}, and AES needs base64 of 16, 24 or 32 bytes; "
+        "generate one with 'hub keys generate'"
+    )
+    assert key not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("HUB_SESSION_COOKIE_SECURE", "always", "HUB_SESSION_COOKIE_SECURE 'always' is invalid; use 1 or 0"),
+        ("HUB_POSTGRES_PRE_PING", "sometimes", "HUB_POSTGRES_PRE_PING 'sometimes' is invalid; use y or n"),
+        ("HUB_WEBHOOKS_CONCURRENCY", "0", "HUB_WEBHOOKS_CONCURRENCY '0' is invalid; use a whole number of 1 or more"),
+    ],
+)
+def test_config_check_rejects_bad_flag(name, value, message):
+    result = hub("config", "check", env={name: value})
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"hub config: error: {message}"
+
+
+def test_config_check_lists_settings_by_who_reads_them():
+    env = {
+        "HUB_SESSION_COOKIE_SECURE": "on", "HUB_POSTGRES_PRE_PING": "yes",
+        "HUB_POSTGRES_LOCK_TIMEOUT": "5", "HUB_WEBHOOK_CONCURRENCY": "4",
+    }
+
+    result = hub("config", "check", env=env)
+
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line.split(None, 1)[1] for line in result.stdout.splitlines() if line.startswith("HUB_")}
+    assert lines["HUB_SESSION_COOKIE_SECURE"] == "1"
+    assert lines["HUB_POSTGRES_PRE_PING"] == "y"
+    assert lines["HUB_POSTGRES_LOCK_TIMEOUT"] == "set (event store library setting POSTGRES_LOCK_TIMEOUT)"
+    assert "HUB_WEBHOOK_CONCURRENCY" not in lines
+    assert result.stderr.strip() == (
+        "hub config: warning: HUB_WEBHOOK_CONCURRENCY is not a setting of the hub or its event store library, "
+        "so nothing reads it; check the spelling"
+    )
+
+
 def test_cli_copy_does_not_dispatch_copied_events_again(tmp_path):
     import sqlite3
 

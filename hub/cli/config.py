@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
+
+from eventsourcing.utils import strtobool
 
 from hub.secrets import SecretBox
 from hub.settings import NUMERIC_LIBRARY_SETTINGS, ConfigurationError, Settings, load_settings, read_flag
@@ -28,8 +31,25 @@ KNOWN_SETTINGS = {
     "HUB_POSTGRES_MAX_OVERFLOW": "extra PostgreSQL connections per process under load",
     "HUB_POSTGRES_CONNECT_TIMEOUT": "seconds to wait for a PostgreSQL connection (default 30)",
     "HUB_SQLITE_LOCK_TIMEOUT": "seconds a SQLite writer waits for the lock",
+    "HUB_POSTGRES_PRE_PING": "check each pooled PostgreSQL connection before use, such as after a failover (y or n)",
 }
 SECRET_SETTINGS = ("HUB_CIPHER_KEY", "HUB_SECRET_KEY")
+
+
+def library_setting_names() -> frozenset[str]:
+    """Return the settings the eventsourcing library reads, which it also reads with the HUB_ prefix."""
+    from eventsourcing.application import Application
+    from eventsourcing.persistence import InfrastructureFactory
+    from eventsourcing.postgres import PostgresFactory
+    from eventsourcing.sqlite import SQLiteFactory
+
+    names = set()
+    for owner in (Application, InfrastructureFactory, PostgresFactory, SQLiteFactory):
+        for attribute in dir(owner):
+            value = getattr(owner, attribute, None)
+            if attribute.isupper() and isinstance(value, str) and value.isupper():
+                names.add(value)
+    return frozenset(names)
 
 
 def register(subparsers: Any) -> None:
@@ -65,23 +85,48 @@ def run_check(args: argparse.Namespace) -> int:
         if name in os.environ:
             rows.append((name, "1" if read_flag(os.environ, name) else "0"))
     rows.extend(_webhook_policy_rows())
-    for name in (*NUMERIC_LIBRARY_SETTINGS, "HUB_SESSION_COOKIE_SECURE"):
+    for name in NUMERIC_LIBRARY_SETTINGS:
         if name in os.environ:
             rows.append((name, os.environ[name]))
-    unknown = sorted(name for name in os.environ if name.startswith("HUB_") and name not in KNOWN_SETTINGS)
+    if "HUB_SESSION_COOKIE_SECURE" in os.environ:
+        rows.append(("HUB_SESSION_COOKIE_SECURE", "1" if read_flag(os.environ, "HUB_SESSION_COOKIE_SECURE") else "0"))
+    if "HUB_POSTGRES_PRE_PING" in os.environ:
+        rows.append(("HUB_POSTGRES_PRE_PING", _check_library_flag("HUB_POSTGRES_PRE_PING")))
+
+    # The event store library reads its own settings with the HUB_ prefix too,
+    # so those are passed on; any other HUB_* name is read by nothing.
+    library_names = library_setting_names()
+    others = sorted(name for name in os.environ if name.startswith("HUB_") and name not in KNOWN_SETTINGS)
+    library = [name for name in others if name.removeprefix("HUB_") in library_names]
+    unknown = [name for name in others if name not in library]
+
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name.ljust(width)}  {value}")
+    for name in library:
+        print(f"{name.ljust(width)}  set (event store library setting {name.removeprefix('HUB_')})")
     for name in unknown:
-        # Other HUB_* names reach the event store library, which reads them as its own settings.
-        print(f"{name.ljust(width)}  set (passed to the event store library)")
+        print(
+            f"hub config: warning: {name} is not a setting of the hub or its event store library, "
+            "so nothing reads it; check the spelling",
+            file=sys.stderr,
+        )
     print("Settings are valid.")
     return 0
 
 
+def _check_library_flag(name: str) -> str:
+    value = os.environ[name]
+    try:
+        return "y" if strtobool(value) else "n"
+    except ValueError:
+        msg = f"{name} {value!r} is invalid; use y or n"
+        raise ConfigurationError(msg) from None
+
+
 def _check_cipher_key(settings: Settings) -> str:
     if settings.cipher_key:
-        SecretBox(settings.cipher_key)  # raises ConfigurationError on a malformed key
+        SecretBox(settings.cipher_key)  # raises ConfigurationError unless it is base64 of 16, 24 or 32 bytes
         return "set (hidden)"
     if settings.store == "postgresql":
         # hub worker exits at once without it, and webhooks and connections cannot store secrets.

@@ -81,4 +81,9 @@ def run_revoke(args: argparse.Namespace) -> int:
         msg = f"no live token has the id {args.token_id!r}; see 'hub tokens list'"
         raise UsageError(msg)
     print(f"Revoked token {args.token_id}.")
+    # Each server process caches tokens it has verified, so the revocation reaches it only when that entry expires.
+    print(
+        f"Running server processes may still accept it for up to {store.cache_seconds:g} seconds, "
+        "until their cache of verified tokens expires."
+    )
     return 0

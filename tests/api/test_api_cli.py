@@ -65,3 +65,19 @@ def test_list_and_revoke(store_env, capsys):
     assert [(row["name"], row["role"], row["revoked_at"]) for row in listed] == [("bi", "analyst", None)]
     assert revoked == 0
     assert revoked_again == 2
+
+
+def test_revoke_names_the_cache_delay(store_env, capsys):
+    create_token(capsys, "--role", "analyst", "--name", "bi")
+    main(["tokens", "list", "--format", "json"])
+    import json
+
+    token_id = json.loads(capsys.readouterr().out)[0]["token_id"]
+    code = main(["tokens", "revoke", token_id])
+
+    assert code == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"Revoked token {token_id}.",
+        "Running server processes may still accept it for up to 10 seconds, "
+        "until their cache of verified tokens expires.",
+    ]

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, g, redirect, render_template, request, session, url_for
 from flask.sansio.app import App
 
-from hub.settings import ConfigurationError
+from hub.settings import ConfigurationError, read_flag
 from hub.web.services import services
 from hub.web.storage import TOKENS_TABLE, ApiToken, hash_token
 
@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 VIEWER_ROLES = ("analyst", "auditor", "admin")
 
 SECRET_KEY_VARIABLE = "HUB_SECRET_KEY"
+SECURE_COOKIE_VARIABLE = "HUB_SESSION_COOKIE_SECURE"
 MIN_SECRET_KEY_LENGTH = 32
 SESSION_COOKIE_NAME = "hub_session"
 
@@ -65,7 +66,7 @@ def configure_sessions(app: App) -> None:
     app.config["SESSION_COOKIE_NAME"] = SESSION_COOKIE_NAME
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
-    if os.environ.get("HUB_SESSION_COOKIE_SECURE", "").lower() in ("1", "true", "yes"):
+    if read_flag(os.environ, SECURE_COOKIE_VARIABLE):
         app.config["SESSION_COOKIE_SECURE"] = True
 
 
