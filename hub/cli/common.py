@@ -40,7 +40,7 @@ def aware_datetime_argument(value: str) -> datetime:
 
 
 def positive_int_argument(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
         msg = f"{value!r} is not a whole number of 1 or more"
         raise argparse.ArgumentTypeError(msg)
     return int(value)
