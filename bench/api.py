@@ -22,17 +22,13 @@ Procfile, where ``hub worker`` runs in a separate process; ``--with-worker`` sta
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -82,82 +78,6 @@ def stop_process(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def wait_until_up(port: int, process: subprocess.Popen, log_path: Path) -> None:
-    for _ in range(600):
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited with {process.returncode}; see {log_path}")
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            connection.request("GET", "/healthz")
-            if connection.getresponse().status == 200:
-                connection.close()
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"the server did not respond to /healthz within 60 s; see {log_path}")
-
-
-def drive(port: int, headers: dict[str, str], total: int, clients: int) -> dict[str, Any]:
-    """Send ``total`` intake requests from ``clients`` threads; return the rate and latencies."""
-    latencies: list[float] = []
-    errors: list[str] = []
-    lock = threading.Lock()
-    counter = iter(range(total))
-
-    def worker(client_number: int) -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        own: list[float] = []
-        while True:
-            with lock:
-                index = next(counter, None)
-            if index is None:
-                break
-            body = json.dumps({
-                "subject": f"Benchmark ticket {client_number}-{index}",
-                "channel": "web",
-                "requester": {"id": f"requester-{index % 97}"},
-                "description": "The export to the accounting system fails with a timeout.",
-            })
-            started = time.perf_counter()
-            try:
-                connection.request("POST", "/api/v1/tickets", body=body, headers=headers)
-                response = connection.getresponse()
-                response.read()
-            except (OSError, http.client.HTTPException) as error:
-                with lock:
-                    errors.append(type(error).__name__)
-                connection.close()
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                continue
-            own.append(time.perf_counter() - started)
-            if response.status != 201:
-                with lock:
-                    errors.append(str(response.status))
-        connection.close()
-        with lock:
-            latencies.extend(own)
-
-    threads = [threading.Thread(target=worker, args=(number,)) for number in range(clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-
-    latencies.sort()
-    return {
-        "requests": len(latencies),
-        "errors": len(errors),
-        "error_kinds": sorted(set(errors)),
-        "seconds": elapsed,
-        "requests_per_second": len(latencies) / elapsed if elapsed else 0.0,
-        "p50_ms": 1000 * statistics.quantiles(latencies, n=100)[49] if len(latencies) > 1 else None,
-        "p99_ms": 1000 * statistics.quantiles(latencies, n=100)[98] if len(latencies) > 1 else None,
-    }
-
-
 def make_token(env: dict[str, str]) -> str:
     script = (
         "from hub.application import create_application\n"
@@ -188,6 +108,10 @@ def store_env(store: str, folder: Path) -> tuple[dict[str, str], str | None]:
 
 
 def run_server(target: str, env: dict[str, str], headers: dict[str, str], args: argparse.Namespace, folder: Path, name: str) -> dict[str, Any]:
+    # Imported here because gunicorn imports this module as bench.api for the
+    # baseline app, where the script's own folder is not on the import path.
+    from intake_load import drive_intake, wait_until_up
+
     port = free_port()
     log_path = folder / f"{name}.log"
     server = start_server(target, port, env, log_path)
@@ -199,8 +123,8 @@ def run_server(target: str, env: dict[str, str], headers: dict[str, str], args: 
                 [str(BIN / "hub"), "worker"], env=env, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL, start_new_session=True,
             )
-        drive(port, headers, args.warmup, args.clients)
-        return drive(port, headers, args.requests, args.clients)
+        drive_intake([port], headers, args.warmup, args.clients)
+        return drive_intake([port], headers, args.requests, args.clients)
     finally:
         if worker is not None:
             stop_process(worker)

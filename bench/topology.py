@@ -33,14 +33,12 @@ figures are for comparing the runs, not for sizing a deployment.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import re
 import shlex
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,6 +47,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+from intake_load import drive_intake, wait_until_up
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -175,81 +175,7 @@ def hub(env: dict[str, str], *arguments: str) -> str:
     return result.stdout
 
 
-def wait_until_up(port: int, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"a web process exited with {process.returncode}; see {log_path}")
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            connection.request("GET", "/healthz")
-            status = connection.getresponse().status
-            connection.close()
-            if status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"a web process did not respond to /healthz within 60 s; see {log_path}")
-
-
 # The intake.
-
-
-def drive(ports: list[int], headers: dict[str, str], total: int, clients: int) -> dict[str, Any]:
-    """Send ``total`` intake requests from ``clients`` threads spread over ``ports``; return rate and latencies."""
-    latencies: list[float] = []
-    errors: list[str] = []
-    lock = threading.Lock()
-    numbers = iter(range(total))
-
-    def client(client_number: int) -> None:
-        port = ports[client_number % len(ports)]
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        own: list[float] = []
-        while True:
-            with lock:
-                number = next(numbers, None)
-            if number is None:
-                break
-            body = json.dumps({
-                "subject": f"Benchmark ticket {number}", "channel": "web",
-                "description": "The export to the accounting system fails with a timeout.",
-            })
-            started = time.perf_counter()
-            try:
-                connection.request("POST", "/api/v1/tickets", body=body, headers=headers)
-                response = connection.getresponse()
-                response.read()
-            except (OSError, http.client.HTTPException) as error:
-                with lock:
-                    errors.append(type(error).__name__)
-                connection.close()
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                continue
-            own.append(time.perf_counter() - started)
-            if response.status != 201:
-                with lock:
-                    errors.append(str(response.status))
-        connection.close()
-        with lock:
-            latencies.extend(own)
-
-    threads = [threading.Thread(target=client, args=(number,)) for number in range(clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [float("nan")] * 99
-    return {
-        "requests": len(latencies),
-        "errors": len(errors),
-        "requests_per_second": len(latencies) / elapsed if elapsed else 0.0,
-        "p50_ms": 1000 * cuts[49],
-        "p99_ms": 1000 * cuts[98],
-    }
 
 
 def lag(schema: str) -> tuple[int, int]:
@@ -304,8 +230,8 @@ def run_topology(web_count: int, args: argparse.Namespace, folder: Path) -> dict
             wait_until_up(port, processes[number], folder / f"web{number}.log")
         sampler.start()
 
-        drive(ports, headers, args.warmup, args.clients)
-        intake = drive(ports, headers, args.requests, args.clients)
+        drive_intake(ports, headers, args.warmup, args.clients)
+        intake = drive_intake(ports, headers, args.requests, args.clients)
         ended = time.perf_counter()
         head, behind = lag(schema)
         if args.worker_after_intake:
