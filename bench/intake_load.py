@@ -15,7 +15,7 @@ HEALTH_TIMEOUT_SECONDS = 60
 
 
 def wait_until_up(port: int, process: subprocess.Popen, log_path: Path) -> None:
-    """Wait until ``GET /healthz`` on ``port`` answers 200; exit if the process ends or 60 s pass."""
+    """Wait until ``GET /healthz`` on ``port`` returns 200. Exit if the process ends or 60 s pass."""
     deadline = time.monotonic() + HEALTH_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
