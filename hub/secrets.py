@@ -4,10 +4,10 @@ Secrets are encrypted field by field with the ``eventsourcing`` library's AES-GC
 cipher before they go into an event. The event store therefore never stores them in
 clear text, and the rest of each event stays readable for audits and analysts.
 
-The key comes from ``HUB_CIPHER_KEY`` (base64 of 16, 24 or 32 bytes; ``hub keys
-generate`` prints one). In the embedded mode (a SQLite file store) without that
+The key comes from ``HUB_CIPHER_KEY``: base64 of 16, 24 or 32 bytes, as ``hub keys
+generate`` prints. In the embedded mode (a SQLite file store) without that
 setting, a key file is created once beside the database with owner-only
-permissions, so that a fresh machine works without configuration; PostgreSQL
+permissions, so that a fresh machine works without configuration. PostgreSQL
 deployments must set the key, because their processes run on several machines.
 """
 

@@ -94,7 +94,7 @@ def run_check(args: argparse.Namespace) -> int:
         rows.append(("HUB_POSTGRES_PRE_PING", _check_library_flag("HUB_POSTGRES_PRE_PING")))
 
     # The event store library reads its own settings with the HUB_ prefix too,
-    # so those are passed on; any other HUB_* name is read by nothing.
+    # so those are passed on. Any other HUB_* name is read by nothing.
     library_names = library_setting_names()
     others = sorted(name for name in os.environ if name.startswith("HUB_") and name not in KNOWN_SETTINGS)
     library = [name for name in others if name.removeprefix("HUB_") in library_names]

@@ -7,7 +7,13 @@ import json
 from typing import Any
 
 from hub.application import create_application
-from hub.cli.common import aware_datetime_argument, positive_int_argument, print_rows, uuid_argument
+from hub.cli.common import (
+    add_format_option,
+    aware_datetime_argument,
+    positive_int_argument,
+    print_rows,
+    uuid_argument,
+)
 from hub.domain import Ticket
 from hub.events import to_plain
 
@@ -25,7 +31,7 @@ def register(subparsers: Any) -> None:
         "--as-of", type=aware_datetime_argument, metavar="ISO8601",
         help="state after the last change that had occurred at this instant (with a UTC offset)",
     )
-    parser.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
+    add_format_option(parser)
     parser.set_defaults(handler=run)
 
 

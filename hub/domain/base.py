@@ -1,4 +1,4 @@
-"""What every hub aggregate and event shares: who acted, when, and from where.
+"""The base of the hub's aggregates and events: who acted, when, and from where.
 
 Every event carries three facts beside the library's recording timestamp:
 
@@ -13,7 +13,7 @@ An auditor can therefore tell who made every change, when and from where.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -72,7 +72,6 @@ class Context:
     # The authenticated caller that recorded the change (an API token's name),
     # kept beside the actor because a caller may record on behalf of someone else.
     recorded_by: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.actor_kind not in ACTOR_KINDS:
