@@ -157,8 +157,9 @@ class Database:
         """Run one transaction: commit when the block ends, roll back when it raises.
 
         A write transaction on SQLite starts with ``BEGIN IMMEDIATE``, which takes
-        the write lock at once, so it cannot fail halfway on a snapshot that
-        another process changed. A read-only transaction always rolls back.
+        the write lock at once. A later write in it therefore cannot fail because
+        another process committed since its first read. A read-only transaction
+        always rolls back.
         """
         with self._backend.transaction(readonly) as raw:
             yield Cursor(raw, self.dialect)

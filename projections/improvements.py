@@ -95,7 +95,7 @@ def improvements(
     (``measured``) and the decision. When ``measure`` is true and the cycle has
     a check window, ``measured_from_views`` is the KPI recomputed from the KPI
     views over the tickets opened in that window, with the cycle's filters, and
-    ``measure_error`` says why it is None when it cannot be computed.
+    When that value cannot be computed, it is None and ``measure_error`` gives the reason.
     ``change_from_baseline`` is that value (or the recorded one) minus the
     baseline. ``target_met`` compares it with the target in the direction the
     plan implies: a target below the baseline means lower is better.

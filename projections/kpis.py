@@ -25,8 +25,9 @@ filters, grouped by one dimension. The definitions:
 - ``source_sla_adherence``: share of tickets whose latest ``made_sla`` fact from
   the source system is true, among the tickets that have one.
 - ``*_p50``, ``*_p90``: percentiles by linear interpolation between closest
-  ranks (numpy's and pandas' default); ``*_stddev`` is the population standard
-  deviation and ``*_cv`` the standard deviation over the mean.
+  ranks (numpy's and pandas' default).
+- ``*_stddev``: the population standard deviation. ``*_cv``: the standard
+  deviation over the mean.
 
 Periods (``day``, ``week`` starting on Monday, ``month``) are UTC and group
 tickets by their opening time.

@@ -1,6 +1,6 @@
 """Query functions over the views, returning plain dicts and lists.
 
-The HTTP API, the dashboard and the CLI call these; each takes a
+The HTTP API, the dashboard and the CLI call these. Each takes a
 :class:`~projections.db.Database` and reads committed view rows only, so a
 query never replays events. Signatures are stable:
 
@@ -17,10 +17,11 @@ query never replays events. Signatures are stable:
 - ``projection_status(db) -> list[dict]`` (positions only; the runner adds the lag)
 
 Times in results are ISO 8601 UTC text, and time arguments are aware
-datetimes. Ticket ids in results are hyphenated UUID strings; a ticket id
-argument may be a UUID, its hyphenated form or its 32 hex digits. An invalid argument raises ``KpiQueryError`` or
-``EscalationQueryError`` (both ``ValueError``) with a message that names it and
-the accepted values; ``improvements`` raises ``ValueError`` for an unknown phase.
+datetimes. Ticket ids in results are hyphenated UUID strings. A ticket id
+argument may be a UUID, its hyphenated form or its 32 hex digits. An invalid
+argument raises ``KpiQueryError`` or ``EscalationQueryError`` (both
+``ValueError``) with a message that names the argument and the accepted values.
+``improvements`` raises ``ValueError`` for an unknown phase.
 """
 
 from __future__ import annotations

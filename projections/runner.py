@@ -1,11 +1,13 @@
-"""Follow the global event stream and keep SQL views up to date, exactly once.
+"""Follow the global event stream and keep SQL views up to date.
 
 A :class:`View` owns some tables and applies pages of events to them. The
-:class:`ProjectionRunner` reads the stream in pages, decodes each page once,
-hands each view the events it has not seen, and commits the view's rows together
+:class:`ProjectionRunner` reads the stream in pages, decodes each page once and
+hands each view the events it has not seen. It commits the view's rows together
 with its new position in ``projection_positions``, in one transaction. A crash
 anywhere before that commit leaves neither rows nor position, so the page is
-applied again after a restart and every event counts once.
+applied again after a restart. A view that writes only through the runner's
+cursor therefore applies each event once (events passed over by
+:meth:`ProjectionRunner.skip_to` are not applied at all).
 
 Several runners may follow the same database, for example the embedded runner
 and one or more ``hub worker`` processes. Each transaction locks the position
@@ -289,16 +291,16 @@ class ProjectionRunner:
         last = notifications[-1].id
         behind = {name: position for name, position in positions.items() if position < last}
 
-        # Decode each notification once, and only those some view wants.
-        wanted_all = any(not self._followers[name].topics for name in behind)
-        wanted = set().union(*(self._followers[name].topics for name in behind))
+        # Decode each notification once, and only those that some view needs.
+        needs_every_topic = any(not self._followers[name].topics for name in behind)
+        topics_needed = set().union(*(self._followers[name].topics for name in behind))
         low = min(behind.values())
         decoded: list[tuple[int, str, Any]] = []
         to_domain_event = self.app.mapper.to_domain_event
         for notification in notifications:
             if notification.id <= low:
                 continue
-            if wanted_all or notification.topic in wanted:
+            if needs_every_topic or notification.topic in topics_needed:
                 decoded.append((notification.id, notification.topic, to_domain_event(notification)))
 
         # Views at the same position share one transaction per page.
@@ -345,8 +347,8 @@ class ProjectionRunner:
             return {}
         placeholders = ", ".join("?" for _ in names)
         lock = " FOR UPDATE" if self.db.dialect == "postgresql" else ""
-        # Sorted names give every runner the same lock order, so two runners
-        # cannot deadlock on position rows.
+        # ORDER BY name makes every runner lock position rows in the same order,
+        # so two runners cannot wait on each other's position rows in a cycle.
         cursor.execute(
             f"SELECT name, position FROM {POSITIONS_TABLE} WHERE name IN ({placeholders}) "
             f"ORDER BY name{lock}",

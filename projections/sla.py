@@ -8,8 +8,9 @@ The tables:
 
 - ``sla_policy_revisions``: every revision of every SLA policy with its full
   terms and the instant it came into force, so an auditor can see which
-  revision measured a ticket. ``invalid_reason`` says why the clocks cannot use
-  a revision (its calendar is invalid); tickets it governs get no clocks.
+  revision measured a ticket. ``invalid_reason`` is the reason the clocks
+  cannot use a revision (its calendar is invalid), and tickets it governs get
+  no clocks.
 - ``sla_tickets``: per ticket, the policy revision that governs it (none when
   the ticket was opened before any policy existed) and the state the engine
   needs between events.
@@ -51,7 +52,8 @@ logger = logging.getLogger(__name__)
 
 UTC = timezone.utc
 
-# SQLite accepts up to 32766 parameters per statement since 3.32; stay well below.
+# Number of keys per ``IN (...)`` query. SQLite allows 32766 parameters per
+# statement since 3.32 (999 before), so 500 fits both limits.
 SELECT_CHUNK = 500
 
 MAX_LIMIT = 1000

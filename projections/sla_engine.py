@@ -30,7 +30,7 @@ the instant at which the running (unpaused) business minutes reach the target,
 and the at-risk time is the instant at which they reach ``at_risk_ratio`` of
 it. A paused clock has no due time unless it was already due before the pause.
 A clock is breached once the current time is past its due time and the target is
-not yet fulfilled; a target fulfilled after its due time is missed, and the
+not yet fulfilled. A target fulfilled after its due time is missed, and its
 breach time stays the due time.
 """
 
