@@ -94,8 +94,9 @@ def improvements(
     change, the check window with the value recorded at check time
     (``measured``) and the decision. When ``measure`` is true and the cycle has
     a check window, ``measured_from_views`` is the KPI recomputed from the KPI
-    views over the tickets opened in that window, with the cycle's filters, and
-    When that value cannot be computed, it is None and ``measure_error`` gives the reason.
+    views over the tickets opened in that window, with the cycle's filters.
+    When that value cannot be computed, it is None and ``measure_error`` gives
+    the reason.
     ``change_from_baseline`` is that value (or the recorded one) minus the
     baseline. ``target_met`` compares it with the target in the direction the
     plan implies: a target below the baseline means lower is better.
