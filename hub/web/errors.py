@@ -109,11 +109,11 @@ def error_response(
 def flatten_messages(messages: Any, schema: ma.Schema | None = None) -> dict[str, list[str]]:
     """Turn marshmallow's nested messages into ``{"dotted.field": [messages]}``.
 
-    Webargs nests messages under the request location ("json", "query", ...);
-    the location is dropped, and a message about the whole body is filed under "body".
+    Webargs nests messages under the request location ("json", "query", ...).
+    The location is dropped, and a message about the whole body is filed under "body".
     marshmallow files the messages of a ``Dict`` field's entry under "key" and
-    "value"; with the request ``schema`` to tell such fields apart, the path
-    names the entry only, as in ``targets.high.first_response``.
+    "value". When the request ``schema`` is given to tell such fields apart, the
+    path names the entry only, as in ``targets.high.first_response``.
     """
     flat: dict[str, list[str]] = {}
 

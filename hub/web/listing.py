@@ -65,13 +65,17 @@ def query_tickets(
         if filters.get(name) is not None:
             conditions.append(f"{column} = ?")
             params.append(filters[name])
+
     if updated_since is not None:
         conditions.append("updated_at >= ?")
         params.append(iso_utc(updated_since))
+
     if cursor is not None:
         updated_at, ticket_id = decode_cursor(cursor)
         conditions.append("(updated_at < ? OR (updated_at = ? AND ticket_id < ?))")
         params.extend([updated_at, updated_at, ticket_id])
+
+    # One row more than the page size shows whether another page follows.
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     with db.transaction(readonly=True) as sql:
         sql.execute(
@@ -80,6 +84,7 @@ def query_tickets(
             [*params, limit + 1],
         )
         fetched = sql.fetchall()
+
     rows = [dict(zip(COLUMNS, values)) for values in fetched[:limit]]
     items = [
         {
@@ -90,5 +95,6 @@ def query_tickets(
         }
         for row in rows
     ]
+
     next_cursor = encode_cursor(rows[-1]["updated_at"], rows[-1]["ticket_id"]) if len(fetched) > limit else None
     return {"items": items, "next_cursor": next_cursor}

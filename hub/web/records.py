@@ -29,7 +29,7 @@ def decode_version_cursor(cursor: str | None) -> int:
 
 
 def read_state(aggregate_class: type, aggregate_id: UUID, query: dict[str, Any], schema: ma.Schema) -> Response:
-    """Answer with an aggregate's current state, or its state at ``version`` or ``as_of``."""
+    """Respond with an aggregate's current state, or its state at ``version`` or ``as_of``."""
     application = services().application
     aggregate: Any
     if "as_of" in query:

@@ -767,7 +767,7 @@ def view_row(description: str) -> fields.Dict:
 
 
 def kpi_filter(name: str, **kwargs: Any) -> fields.String:
-    """A KPI filter checked by the views' own rule, so the API and ``hub kpi`` reject the same values alike."""
+    """Build a KPI filter field checked by the views' own rule, so the API and ``hub kpi`` reject the same values."""
 
     def check(value: str) -> None:
         try:

@@ -60,7 +60,7 @@ def list_policies(cursor: str | None, limit: int) -> dict[str, Any]:
     application = services().application
     after = decode_position_cursor(cursor)
     # NOTE: on SQLite this filter scans the events table, because the topic column
-    # has no index there; policies are few, but the table grows with every event.
+    # has no index there. Policies are few, but the table grows with every event.
     notifications = application.recorder.select_notifications(
         start=after, limit=limit + 1, topics=[DEFINED_TOPIC], inclusive_of_start=False
     )

@@ -2,7 +2,7 @@
 
 Both live in the event store's database (the same SQLite file, or the same
 PostgreSQL schema) and use the application's connection pool, so every gunicorn
-worker and every restart sees the same tokens and the same stored responses.
+worker and every restart reads the same tokens and the same stored responses.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def setup_lock(settings: Settings) -> Iterator[None]:
 
     gunicorn workers start together, and concurrent DDL on PostgreSQL fails with
     "tuple concurrently updated" or a duplicate pg_type row, even for statements
-    that say IF NOT EXISTS. On SQLite the file lock already serializes them.
+    with IF NOT EXISTS. On SQLite the file lock already serializes them.
     """
     if settings.store != "postgresql":
         yield

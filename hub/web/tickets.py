@@ -50,7 +50,10 @@ def assign(body: dict[str, Any], ctx: Context) -> tuple[str, dict[str, Any]]:
 
 
 def reply(body: dict[str, Any], ctx: Context) -> tuple[str, dict[str, Any]]:
-    """A requester's reply, an agent's public reply, or (with public false) an internal note."""
+    """Map a reply to its command: a requester's reply, an agent's public reply, or an internal note.
+
+    An agent's reply with ``public`` false becomes the internal note.
+    """
     if ctx.actor_kind == "requester":
         if not body["public"]:
             raise InvalidValueError("public", "a requester's reply is always public; drop public or set it to true")

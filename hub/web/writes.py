@@ -2,9 +2,9 @@
 
 Idempotency works on two levels. A successful response is stored under its
 key, so a repeat returns it byte for byte. The key also becomes the domain's
-external event id (for commands) or a deterministic id (for creates), so a
-repeat that finds no stored response, because another worker is still writing it
-or the process stopped in between, still records nothing twice.
+external event id (for commands) or a deterministic id (for creates). A repeat
+may find no stored response, because another worker is still writing it or the
+process stopped in between. Such a repeat still records nothing twice.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ REPLAYED_HEADERS = ("Location", "ETag")
 
 
 def parse_if_match(value: str | None) -> int | None:
-    """Return the version an If-Match header asks for; None for no header or ``*``."""
+    """Parse the version an If-Match header requests, or None for no header or ``*``."""
     if value is None or value.strip() == "*":
         return None
     match = _ETAG_VERSION.match(value.strip())
@@ -128,8 +128,8 @@ def key_reused() -> ApiError:
 def idempotent(key: str | None, run: Callable[[str | None], Response]) -> Response:
     """Run a write once per Idempotency-Key and replay its stored response for repeats.
 
-    ``run`` receives a seed derived from the token and the key (None without a
-    key); it turns the seed into an external event id or a deterministic id.
+    ``run`` receives a seed derived from the token and the key, or None without
+    a key. It turns the seed into an external event id or a deterministic id.
     """
     if key is None:
         return run(None)

@@ -47,7 +47,7 @@ def create_blueprint() -> Blueprint:
 
 
 def error_page(error: Exception) -> tuple[str, int]:
-    """Render a failure in a page as HTML; the API's handlers answer in JSON, which a browser shows raw."""
+    """Render a failure in a page as HTML. The API's handlers return JSON, which a browser shows raw."""
     if isinstance(error, HTTPException):
         status = error.code or 500
         return render_template("error.html", status=status, title=error.name, message=error.description), status

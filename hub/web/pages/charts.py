@@ -1,7 +1,7 @@
 """Chart specifications: the JSON a page embeds and ``static/hub.js`` turns into Chart.js charts.
 
 A specification lists the x labels and, per series, the values as the query
-functions returned them (hours as hours, rates as fractions from 0 to 1), so
+functions returned them: hours as hours, rates as fractions from 0 to 1. So
 what a chart draws can be compared one for one with the API's JSON. The
 script only chooses colours and formats the axis ticks.
 
@@ -73,7 +73,7 @@ def values_by_label(
 # Histograms of durations.
 
 # Bin edges in hours. Service times are skewed (minutes for most tickets, weeks
-# for a few), so each bin is twice as wide as the one before; the last bin is open.
+# for a few), so each bin is twice as wide as the one before. The last bin is open.
 HISTOGRAM_EDGES = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0)
 
 
@@ -97,7 +97,7 @@ HISTOGRAM_LABELS = [
 
 
 def histogram_counts(values: Iterable[float]) -> list[int]:
-    """Count values per bin of ``HISTOGRAM_EDGES``; a bin holds ``lower <= value < upper``.
+    """Count values per bin of ``HISTOGRAM_EDGES``, where a bin contains ``lower <= value < upper``.
 
     Negative durations (a source clock that ran backwards) go to the first bin.
     """

@@ -1,4 +1,4 @@
-"""Where the pages read from: the API's application and the views' database."""
+"""Data sources of the pages: the API's application and the views' database."""
 
 from __future__ import annotations
 

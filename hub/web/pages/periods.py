@@ -3,8 +3,8 @@
 A period is a calendar month (``?period=2016-05``), a range of whole UTC days
 (``?since=2016-03-01&until=2016-03-31``, both days included), or all data
 (``?period=all``). Without a choice, a page shows the default month: the
-latest month that is busier than a quarter of the busiest month, leaving out
-the month of the latest ticket when other months exist, because that one is
+latest month that is busier than a quarter of the busiest month. The month of
+the latest ticket is left out when other months exist, because that month is
 usually still running. Imported history then opens on a month with data
 rather than on an empty current month.
 """
@@ -47,7 +47,10 @@ DAY_FORM = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class PeriodError(ValueError):
-    """The query string names an invalid period; the message says which value and the accepted forms."""
+    """Error for an invalid period in the query string.
+
+    Its message names the invalid value and the accepted forms.
+    """
 
 
 @dataclass(frozen=True)

@@ -58,8 +58,8 @@ def configure_sessions(app: App) -> None:
             app.config["SECRET_KEY"] = configured
         else:
             # NOTE: a random key per process signs the dashboard's sessions, so they end when
-            # the process restarts, and with several gunicorn workers a session made by one
-            # worker is rejected by the others; set HUB_SECRET_KEY for such deployments.
+            # the process restarts. With several gunicorn workers, a session made by one worker
+            # is rejected by the others, so set HUB_SECRET_KEY for such deployments.
             app.config["SECRET_KEY"] = secrets.token_urlsafe(32)
             logger.info("%s is not set; dashboard sessions use a random key of this process", SECRET_KEY_VARIABLE)
     # The API keeps no session of its own, so the dashboard sets the cookie's name and flags.
@@ -189,9 +189,9 @@ def forbidden_page(role: str) -> tuple[str, int]:
 def viewer_required(view: Callable[..., Any]) -> Callable[..., Any]:
     """Serve the view only to a signed-in analyst, auditor or admin.
 
-    Without a valid session a page request is redirected to the sign-in form;
-    a request from the page's own script (``X-Requested-With: fetch``) gets a
-    bare 401, so the script can send the browser there itself.
+    Without a valid session, a page request is redirected to the sign-in form.
+    A request from the page's own script (``X-Requested-With: fetch``) gets a
+    bare 401 instead, so the script can send the browser there itself.
     """
 
     @wraps(view)
