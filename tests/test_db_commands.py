@@ -42,7 +42,7 @@ def histories(app, ids) -> list:
     ]
 
 
-def test_copy_to_empty_sqlite_store_keeps_order_and_content(tmp_path):
+def test_copy_keeps_order_and_content(tmp_path):
     source = create_application(load_settings({"HUB_DATABASE_URL": f"sqlite:///{tmp_path}/a.sqlite3"}))
     target = create_application(load_settings({"HUB_DATABASE_URL": f"sqlite:///{tmp_path}/b.sqlite3"}))
     ids = record_tickets(source, 5)
@@ -163,7 +163,7 @@ def test_config_check_rejects_bad_flag(name, value, message):
     assert result.stderr.strip() == f"hub config: error: {message}"
 
 
-def test_config_check_lists_settings_by_who_reads_them():
+def test_config_check_groups_by_reader():
     env = {
         "HUB_SESSION_COOKIE_SECURE": "on", "HUB_POSTGRES_PRE_PING": "yes",
         "HUB_POSTGRES_LOCK_TIMEOUT": "5", "HUB_WEBHOOK_CONCURRENCY": "4",
@@ -183,7 +183,7 @@ def test_config_check_lists_settings_by_who_reads_them():
     )
 
 
-def test_cli_copy_does_not_dispatch_copied_events_again(tmp_path):
+def test_cli_copy_skips_dispatch(tmp_path):
     import sqlite3
 
     from webhooks.outbox import WebhookDispatchView

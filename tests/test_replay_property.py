@@ -57,7 +57,7 @@ def fold(events) -> Ticket:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(COMMANDS, max_size=25))
-def test_stored_ticket_replays_to_same_state_at_every_version(commands):
+def test_replay_matches_every_version(commands):
     ticket = build_ticket(commands)
     events = list(ticket.pending_events)
     app = create_application(load_settings({"HUB_DATABASE_URL": "sqlite:///:memory:"}))

@@ -19,7 +19,7 @@ def test_round_trip_with_configured_key():
     assert box.decrypt(ciphertext) == "api-token-123"
 
 
-def test_embedded_key_file_is_created_once_owner_only(tmp_path):
+def test_embedded_key_file_owner_only(tmp_path):
     settings = load_settings({"HUB_DATABASE_URL": f"sqlite:///{tmp_path}/hub.sqlite3"})
 
     first = load_secret_box(settings)
@@ -52,7 +52,7 @@ def test_repr_hides_key():
     assert key not in repr(SecretBox(key))
 
 
-def test_cipher_key_setting_does_not_encrypt_the_event_store(monkeypatch):
+def test_cipher_key_leaves_events_plain(monkeypatch):
     from hub.application import create_application
     from hub.domain import Context, Ticket
 

@@ -154,7 +154,7 @@ def test_priority_of_non_ascii_digit_is_unknown(priority):
     assert caught.value.reason == "unknown priority"
 
 
-def test_reassignment_count_of_non_ascii_digit_counts_no_reassignment():
+def test_non_ascii_reassignment_count_ignored():
     current = record(assigned_to="Resolver 31", assignment_group="Group 70", reassignment_count="\u00b2", sys_updated_on=later(5))
 
     changes = map_incident_update(record(assigned_to="Resolver 12"), current)

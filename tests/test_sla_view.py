@@ -313,7 +313,7 @@ def hub(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def store_with_ticket(tmp_path) -> tuple[UUID, dict[str, str]]:
-    """A SQLite file store with a policy and one ticket opened in 2024 and never answered."""
+    """A SQLite file store with a policy and one ticket opened in 2024 with no reply."""
     env = {"HUB_DATABASE_URL": f"sqlite:///{tmp_path}/hub.sqlite3"}
     app = create_application(load_settings(env))
     define_policy(app, targets={"medium": {"first_response": 60, "resolution": 480}})

@@ -255,7 +255,7 @@ class WebhookReceiver:
         self._lock = threading.Lock()
         self._hold_at: int | None = None
         self._requests = 0
-        self._held: HeldRequest | None = None
+        self._held_request: HeldRequest | None = None
         self._held_event = threading.Event()
         self._release = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -285,7 +285,7 @@ class WebhookReceiver:
 
     def wait_held(self, timeout: float) -> HeldRequest | None:
         self._held_event.wait(timeout)
-        return self._held
+        return self._held_request
 
     def release(self) -> None:
         self._release.set()
@@ -316,15 +316,15 @@ class WebhookReceiver:
         client_port = int(handler.client_address[1])
         if len(body) < length:
             # The sender went away in the middle of the body (a killed worker), so
-            # nobody reads a response.
+            # no client is left to read a response.
             handler.close_connection = True
             self._record(Arrival(message_id, body, None, started, time.monotonic(), client_port, "truncated body"))
             return
         with self._lock:
             self._requests += 1
-            held = self._requests == self._hold_at
-        if held:
-            self._held = HeldRequest(message_id, client_port)
+            is_held_request = self._requests == self._hold_at
+        if is_held_request:
+            self._held_request = HeldRequest(message_id, client_port)
             self._held_event.set()
             self._release.wait(60)
             handler.close_connection = True

@@ -178,11 +178,11 @@ def test_processes_share_one_database(tmp_path):
         # delivery, it is killed, and the second half of the intake follows while it is gone.
         with ThreadPoolExecutor(CLIENT_THREADS) as pool:
             first_half = [pool.submit(intake, base_urls, headers, number) for number in range(TICKETS // 2)]
-            held = receiver.wait_held(TIMEOUT)
-            assert held is not None, processes.describe()
+            held_request = receiver.wait_held(TIMEOUT)
+            assert held_request is not None, processes.describe()
             workers = {processes.running[name].pid: name for name in ("worker1", "worker2")}
-            sender = pid_owning_connection(held.client_port, receiver.port, list(workers))
-            assert sender is not None, f"no worker holds the connection from port {held.client_port}"
+            sender = pid_owning_connection(held_request.client_port, receiver.port, list(workers))
+            assert sender is not None, f"no worker holds the connection from port {held_request.client_port}"
             killed = workers[sender]
             processes.kill(killed)
             receiver.release()
@@ -267,7 +267,7 @@ def test_processes_share_one_database(tmp_path):
         assert len(successes) == MESSAGES
         assert {count for _, count in successes} == {1}
         abandoned = {row[0] for row in query(schema, "SELECT message_id FROM webhook_attempts WHERE outcome = 'abandoned'")}
-        assert held.message_id in abandoned
+        assert held_request.message_id in abandoned
 
         # No message was sent twice at the same time.
         by_message: dict[str, list[Any]] = {}

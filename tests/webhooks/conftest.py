@@ -189,17 +189,17 @@ class Harness:
 
 @pytest.fixture
 def make_harness(tmp_path) -> Iterator[Callable[..., Harness]]:
-    made: list[Harness] = []
+    harnesses: list[Harness] = []
 
     def make(
         kind: str = "sqlite-file", extra: dict[str, str] | None = None, policy: DeliveryPolicy | None = None
     ) -> Harness:
         environ = {"HUB_DATABASE_URL": store_url(kind, tmp_path)}
-        made.append(Harness(environ, extra or {}, policy or DeliveryPolicy(schedule=SHORT_SCHEDULE)))
-        return made[-1]
+        harnesses.append(Harness(environ, extra or {}, policy or DeliveryPolicy(schedule=SHORT_SCHEDULE)))
+        return harnesses[-1]
 
     yield make
-    for harness in made:
+    for harness in harnesses:
         harness.close()
 
 
